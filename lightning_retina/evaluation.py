@@ -1,0 +1,35 @@
+"""Which mAP metric a RetinaNetModule evaluates with: COCO (torchmetrics) or VOC (ours)."""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+
+from torchmetrics import Metric
+from torchmetrics.detection import MeanAveragePrecision
+
+METRICS = ("coco", "voc", "voc07")
+
+
+def coco_backend() -> str:
+    """``"faster_coco_eval"`` when installed (several times faster, same AP), else ``"pycocotools"``."""
+    return "faster_coco_eval" if find_spec("faster_coco_eval") is not None else "pycocotools"
+
+
+def build_metric(kind: str, class_metrics: bool = False) -> Metric:
+    """A fresh detection metric.
+
+    Args:
+        kind: ``"coco"`` (torchmetrics ``MeanAveragePrecision``, AP@[.5:.95]), ``"voc"`` (VOC devkit AP@0.5, area
+            under the interpolated PR curve) or ``"voc07"`` (VOC2007 11-point AP@0.5).
+        class_metrics: also compute per-class AP (COCO: slower).
+
+    Raises:
+        ValueError: for an unknown kind.
+    """
+    if kind == "coco":
+        return MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=class_metrics, backend=coco_backend())
+    if kind in ("voc", "voc07"):
+        from lightning_retina.metrics import VOCMeanAveragePrecision
+
+        return VOCMeanAveragePrecision(iou_threshold=0.5, use_07_metric=kind == "voc07")
+    raise ValueError(f"Unknown metric {kind!r}; expected one of {METRICS} or None")

@@ -1,0 +1,115 @@
+"""Sigmoid focal loss (Lin et al., 2017) and its two special cases, BCE and α-balanced BCE."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lightning_retina.losses._reduction import reduce_loss
+
+
+def _alpha_factor(alpha: float, positive: bool) -> float:
+    if alpha < 0:
+        return 1.0
+    return alpha if positive else 1.0 - alpha
+
+
+def focal_positive_term(logits: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
+    """Elementwise focal loss of ``logits`` against target 1: ``-α (1-p)^γ log(p)``.
+
+    Args:
+        logits: Tensor of any shape, raw scores.
+        alpha: weight of the positive class; ``alpha < 0`` disables α-balancing.
+        gamma: focusing parameter; ``0`` gives (α-balanced) binary cross entropy.
+
+    Returns:
+        Tensor of the same shape as ``logits``, in float32 (or float64 for float64 input).
+    """
+    logits = _upcast(logits)
+    loss = F.softplus(-logits)  # -log(sigmoid(x)), stable
+    if gamma != 0:
+        loss = loss * torch.sigmoid(-logits).pow(gamma)  # (1 - p)^γ
+    return loss * _alpha_factor(alpha, positive=True)
+
+
+def focal_negative_term(logits: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
+    """Elementwise focal loss of ``logits`` against target 0: ``-(1-α) p^γ log(1-p)``.
+
+    Args:
+        logits: Tensor of any shape, raw scores.
+        alpha: weight of the positive class (the negative class gets ``1 - alpha``); ``alpha < 0`` disables it.
+        gamma: focusing parameter.
+
+    Returns:
+        Tensor of the same shape as ``logits``, in float32 (or float64 for float64 input).
+    """
+    logits = _upcast(logits)
+    loss = F.softplus(logits)  # -log(1 - sigmoid(x)), stable
+    if gamma != 0:
+        loss = loss * torch.sigmoid(logits).pow(gamma)  # p^γ
+    return loss * _alpha_factor(alpha, positive=False)
+
+
+def sigmoid_focal_loss(
+    logits: Tensor,
+    targets: Tensor,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+    reduction: str = "none",
+) -> Tensor:
+    """Focal loss for dense detection, computed from logits.
+
+    ``FL(p_t) = -α_t (1 - p_t)^γ log(p_t)`` where ``p = sigmoid(logits)``, ``p_t = p`` for target 1 and
+    ``1 - p`` for target 0. ``gamma=0`` gives α-balanced BCE and ``gamma=0, alpha<0`` plain BCE. Targets may be
+    soft (in ``[0, 1]``); the loss then matches :func:`torchvision.ops.sigmoid_focal_loss`.
+
+    Half-precision inputs are computed in float32 and the result is returned in float32, so the loss of a
+    bf16/fp16 model never overflows or underflows.
+
+    Args:
+        logits: Tensor of arbitrary shape, the raw predictions.
+        targets: Tensor of the same shape as ``logits``, 0/1 labels (or soft labels in ``[0, 1]``).
+        alpha: weight in ``[0, 1]`` of the positive examples, ``1 - alpha`` for the negatives; ``< 0`` disables it.
+            Default: ``0.25``.
+        gamma: exponent of the modulating factor ``(1 - p_t)``. Default: ``2.0``.
+        reduction: ``"none"`` | ``"mean"`` | ``"sum"``. ``"mean"`` of an empty input is ``0`` (still in the graph).
+
+    Returns:
+        Tensor: the loss, shaped like ``logits`` for ``"none"``, a scalar otherwise.
+
+    Raises:
+        ValueError: for an unknown ``reduction`` or mismatched shapes.
+
+    Reference:
+        Lin, Goyal, Girshick, He, Dollár, "Focal Loss for Dense Object Detection", ICCV 2017,
+        https://arxiv.org/abs/1708.02002
+
+    Example::
+
+        >>> logits = torch.tensor([-2.1972])                  # p = 0.1
+        >>> sigmoid_focal_loss(logits, torch.ones(1), alpha=-1, gamma=0)   # CE(p_t=0.1)
+        tensor([2.3026])
+    """
+    if logits.shape != targets.shape:
+        raise ValueError(f"logits and targets must have the same shape, got {tuple(logits.shape)} and {tuple(targets.shape)}")
+    logits = _upcast(logits)
+    targets = targets.to(logits.dtype)
+    p = torch.sigmoid(logits)
+    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    loss = ce
+    if gamma != 0:
+        p_t = p * targets + (1 - p) * (1 - targets)
+        loss = ce * (1 - p_t).pow(gamma)
+    if alpha >= 0:
+        loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
+    return reduce_loss(loss, reduction)
+
+
+def _upcast(t: Tensor) -> Tensor:
+    """Half precision → float32, so that the loss is computed in float32 under AMP."""
+    if t.dtype in (torch.float16, torch.bfloat16):
+        return t.float()
+    if not t.is_floating_point():
+        return t.float()
+    return t

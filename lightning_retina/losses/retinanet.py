@@ -1,0 +1,151 @@
+"""The batched RetinaNet loss: anchor matching + classification loss + box loss for a whole batch at once."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torchvision.models.detection._utils import BoxCoder
+
+from lightning_retina.losses.box import ciou_loss, diou_loss, giou_loss, iou_loss, l1_loss, smooth_l1_loss
+from lightning_retina.losses.focal import focal_negative_term, focal_positive_term
+from lightning_retina.matching import BatchedMatcher
+from lightning_retina.targets import pad_targets
+
+CLS_LOSSES = ("focal", "bce", "balanced_bce")
+REG_LOSSES = ("smooth_l1", "l1", "iou", "giou", "diou", "ciou")
+NORMALIZATIONS = ("batch", "per_image")
+_DECODED_BOX_LOSSES = {"iou": iou_loss, "giou": giou_loss, "diou": diou_loss, "ciou": ciou_loss}
+
+
+def make_box_coder() -> BoxCoder:
+    """RetinaNet's box coder: weights (1, 1, 1, 1), ``dw``/``dh`` clipped at ``log(1000/16)``."""
+    return BoxCoder(weights=(1.0, 1.0, 1.0, 1.0), bbox_xform_clip=math.log(1000.0 / 16))
+
+
+class RetinaNetLoss(nn.Module):
+    """RetinaNet's training loss, computed for the whole padded batch without per-image or per-level loops.
+
+    Anchors are labelled by :class:`~lightning_retina.matching.BatchedMatcher` (IoU ≥ ``fg_iou_thresh``
+    foreground, < ``bg_iou_thresh`` background, ignored in between, low-quality matches kept). The
+    classification loss is summed over all non-ignored anchors and classes; the box loss over the foreground
+    anchors. The focal loss is evaluated as the "all-negative" term over every logit plus a gather-based
+    correction at each foreground anchor's true class, so no one-hot ``[B, A, K]`` target is ever built.
+
+    Losses are computed in float32 whatever the dtype of the head outputs (bf16/fp16 autocast safe).
+
+    Args:
+        cls_loss: ``"focal"`` (α=``focal_alpha``, γ=``focal_gamma``), ``"bce"`` (plain binary cross-entropy) or
+            ``"balanced_bce"`` (α-balanced BCE, γ=0).
+        reg_loss: ``"smooth_l1"`` / ``"l1"`` on encoded deltas, or ``"iou"``, ``"giou"``, ``"diou"``, ``"ciou"`` on
+            boxes decoded from the predicted deltas and their anchors.
+        focal_alpha: α of the focal / balanced BCE loss (paper: 0.25).
+        focal_gamma: γ of the focal loss (paper: 2.0).
+        smooth_l1_beta: β of the smooth-L1 loss (Detectron: 1/9; 0 is L1).
+        normalization: ``"batch"`` divides each summed loss by the number of foreground anchors in the batch;
+            ``"per_image"`` divides per image and averages over images (what torchvision does).
+        fg_iou_thresh: foreground IoU threshold.
+        bg_iou_thresh: background IoU threshold.
+
+    Shapes:
+        - ``head_outputs["cls_logits"]``: ``[B, A, K]`` with ``K`` foreground classes.
+        - ``head_outputs["bbox_regression"]``: ``[B, A, 4]`` encoded deltas.
+        - ``anchors``: list of ``B`` tensors ``[A, 4]`` (xyxy, the resized-image frame) or one ``[B, A, 4]`` tensor.
+        - ``targets``: list of ``B`` dicts with ``boxes`` ``[N_i, 4]`` (same frame), ``labels`` ``[N_i]`` in
+          ``0..K-1`` and optionally ``iscrowd`` ``[N_i]``.
+
+    Example::
+
+        >>> loss_fn = RetinaNetLoss(cls_loss="focal", reg_loss="giou")
+        >>> losses = loss_fn(head_outputs, anchors, targets)   # {"loss_cls": Tensor[], "loss_reg": Tensor[]}
+    """
+
+    def __init__(
+        self,
+        cls_loss: str = "focal",
+        reg_loss: str = "smooth_l1",
+        focal_alpha: float = 0.25,
+        focal_gamma: float = 2.0,
+        smooth_l1_beta: float = 1.0 / 9.0,
+        normalization: str = "batch",
+        fg_iou_thresh: float = 0.5,
+        bg_iou_thresh: float = 0.4,
+    ) -> None:
+        super().__init__()
+        _check_choice("cls_loss", cls_loss, CLS_LOSSES)
+        _check_choice("reg_loss", reg_loss, REG_LOSSES)
+        _check_choice("normalization", normalization, NORMALIZATIONS)
+        if focal_gamma < 0:
+            raise ValueError(f"focal_gamma must be >= 0, got {focal_gamma}")
+        if smooth_l1_beta < 0:
+            raise ValueError(f"smooth_l1_beta must be >= 0, got {smooth_l1_beta}")
+        self.cls_loss = cls_loss
+        self.reg_loss = reg_loss
+        self.alpha, self.gamma = {"focal": (focal_alpha, focal_gamma), "bce": (-1.0, 0.0)}.get(
+            cls_loss, (focal_alpha, 0.0)
+        )
+        self.smooth_l1_beta = smooth_l1_beta
+        self.normalization = normalization
+        self.matcher = BatchedMatcher(fg_iou_thresh, bg_iou_thresh, allow_low_quality_matches=True)
+        self.box_coder = make_box_coder()
+
+    def extra_repr(self) -> str:
+        return (
+            f"cls_loss={self.cls_loss!r}, alpha={self.alpha}, gamma={self.gamma}, reg_loss={self.reg_loss!r}, "
+            f"normalization={self.normalization!r}"
+        )
+
+    def forward(
+        self, head_outputs: dict[str, Tensor], anchors: list[Tensor] | Tensor, targets: list[dict[str, Tensor]]
+    ) -> dict[str, Tensor]:
+        """Compute ``{"loss_cls": Tensor[], "loss_reg": Tensor[]}`` (unweighted, float32)."""
+        with torch.autocast(device_type=head_outputs["cls_logits"].device.type, enabled=False):
+            logits = head_outputs["cls_logits"].float()
+            deltas = head_outputs["bbox_regression"].float()
+            anchors = (torch.stack(list(anchors)) if not isinstance(anchors, Tensor) else anchors).float()
+            padded = pad_targets(targets, device=logits.device)
+            matched = self.matcher(padded, anchors)  # [B, A]
+            foreground = matched >= 0
+            num_fg = foreground.sum(dim=1)  # [B]
+            cls_per_image = self._classification(logits, matched, foreground, padded.labels)
+            reg_per_image = self._regression(deltas, anchors, matched, foreground, padded.boxes)
+            return {"loss_cls": self._normalize(cls_per_image, num_fg), "loss_reg": self._normalize(reg_per_image, num_fg)}
+
+    def _classification(self, logits: Tensor, matched: Tensor, foreground: Tensor, gt_labels: Tensor) -> Tensor:
+        """Summed classification loss per image, ``[B]``."""
+        per_anchor = focal_negative_term(logits, self.alpha, self.gamma).sum(dim=-1)  # every class as negative
+        if gt_labels.shape[1] > 0:
+            labels = gt_labels.gather(1, matched.clamp(min=0))  # [B, A]
+            true_logit = logits.gather(2, labels[..., None]).squeeze(-1)  # [B, A]
+            correction = focal_positive_term(true_logit, self.alpha, self.gamma) - focal_negative_term(
+                true_logit, self.alpha, self.gamma
+            )
+            per_anchor = per_anchor + correction * foreground
+        return (per_anchor * (matched != -2)).sum(dim=1)
+
+    def _regression(
+        self, deltas: Tensor, anchors: Tensor, matched: Tensor, foreground: Tensor, gt_boxes: Tensor
+    ) -> Tensor:
+        """Summed box loss per image, ``[B]``."""
+        image_idx, anchor_idx = torch.nonzero(foreground, as_tuple=True)
+        pred = deltas[image_idx, anchor_idx]  # [P, 4]
+        fg_anchors = anchors[image_idx, anchor_idx]
+        fg_gt = gt_boxes[image_idx, matched[image_idx, anchor_idx]] if gt_boxes.shape[1] else fg_anchors
+        if self.reg_loss in _DECODED_BOX_LOSSES:
+            per_box = _DECODED_BOX_LOSSES[self.reg_loss](self.box_coder.decode_single(pred, fg_anchors), fg_gt)
+        else:
+            target = self.box_coder.encode_single(fg_gt, fg_anchors)
+            per_box = l1_loss(pred, target) if self.reg_loss == "l1" else smooth_l1_loss(pred, target, self.smooth_l1_beta)
+        per_image = deltas.new_zeros(deltas.shape[0]).index_add(0, image_idx, per_box)
+        return per_image + 0.0 * deltas.sum()  # keep the graph connected when there is no foreground
+
+    def _normalize(self, per_image: Tensor, num_fg: Tensor) -> Tensor:
+        if self.normalization == "per_image":
+            return (per_image / num_fg.clamp(min=1)).mean()
+        return per_image.sum() / num_fg.sum().clamp(min=1)
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"Unknown {name} {value!r}; expected one of {allowed}")
