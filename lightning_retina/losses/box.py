@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lightning_retina.losses._reduction import reduce_loss
-from lightning_retina.losses.focal import _upcast
+from lightning_retina.losses._dtypes import upcast as _upcast
 
 
 def l1_loss(pred: Tensor, target: Tensor, reduction: str = "none") -> Tensor:

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lightning_retina.losses._dtypes import upcast as _upcast
 from lightning_retina.losses._reduction import reduce_loss
 
 
@@ -29,7 +30,7 @@ def focal_positive_term(logits: Tensor, alpha: float = 0.25, gamma: float = 2.0)
     logits = _upcast(logits)
     loss = F.softplus(-logits)  # -log(sigmoid(x)), stable
     if gamma != 0:
-        loss = loss * torch.sigmoid(-logits).pow(gamma)  # (1 - p)^γ
+        loss = loss * torch.exp(gamma * F.logsigmoid(-logits))  # (1 - p)^γ, finite gradient for any γ > 0
     return loss * _alpha_factor(alpha, positive=True)
 
 
@@ -47,7 +48,7 @@ def focal_negative_term(logits: Tensor, alpha: float = 0.25, gamma: float = 2.0)
     logits = _upcast(logits)
     loss = F.softplus(logits)  # -log(1 - sigmoid(x)), stable
     if gamma != 0:
-        loss = loss * torch.sigmoid(logits).pow(gamma)  # p^γ
+        loss = loss * torch.exp(gamma * F.logsigmoid(logits))  # p^γ, finite gradient for any γ > 0
     return loss * _alpha_factor(alpha, positive=False)
 
 
@@ -100,16 +101,7 @@ def sigmoid_focal_loss(
     loss = ce
     if gamma != 0:
         p_t = p * targets + (1 - p) * (1 - targets)
-        loss = ce * (1 - p_t).pow(gamma)
+        loss = ce * (1 - p_t).clamp_min(torch.finfo(p_t.dtype).tiny).pow(gamma)  # finite gradient at p_t = 1
     if alpha >= 0:
         loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
     return reduce_loss(loss, reduction)
-
-
-def _upcast(t: Tensor) -> Tensor:
-    """Half precision → float32, so that the loss is computed in float32 under AMP."""
-    if t.dtype in (torch.float16, torch.bfloat16):
-        return t.float()
-    if not t.is_floating_point():
-        return t.float()
-    return t
