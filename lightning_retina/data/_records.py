@@ -1,0 +1,127 @@
+"""What the VOC and COCO readers share: parsed per-image records, box checks, image decoding, ``__getitem__``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+from torch.utils.data import Dataset
+
+Target = dict[str, Tensor | int]
+Transforms = Callable[[Tensor, Target], tuple[Tensor, Target]]
+
+#: How far (pixels) a box may reach past the image border before it is an error; within it the box is clipped.
+#: Annotation tools often write ``xmin=0`` in the 1-based VOC format or ``x + w = width + 0.5`` in COCO.
+BORDER_TOLERANCE = 1.0
+
+
+@dataclass(frozen=True)
+class Record:
+    """One image and its parsed, checked annotation.
+
+    Attributes:
+        path: the image file.
+        boxes: ``float32[N, 4]`` xyxy, absolute pixels, inside the image, positive area.
+        labels: ``int64[N]`` in ``0..K-1``.
+        flags: ``bool[N]`` (VOC ``difficult`` / COCO ``iscrowd``).
+        image_id: the integer written to ``target["image_id"]``.
+    """
+
+    path: Path
+    boxes: np.ndarray
+    labels: np.ndarray
+    flags: np.ndarray
+    image_id: int
+
+
+def check_boxes(boxes: np.ndarray, width: float, height: float, where: str, names: Sequence[object]) -> np.ndarray:
+    """Check xyxy boxes against an image of ``width`` × ``height`` and clip what lies within the border tolerance.
+
+    Args:
+        boxes: ``float[N, 4]`` xyxy absolute pixels.
+        width: image width in pixels.
+        height: image height in pixels.
+        where: the file named in errors.
+        names: one name per box for errors (``"object 3"``, ``"annotation id 17"``).
+
+    Returns:
+        ``float32[N, 4]``, clipped to ``[0, width] × [0, height]``.
+
+    Raises:
+        ValueError: naming ``where`` and the box, for a non-finite coordinate, ``x2 < x1`` / ``y2 < y1``, or a box
+            reaching more than :data:`BORDER_TOLERANCE` pixels outside the image.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    size = np.array([width, height, width, height])
+    non_finite = ~np.isfinite(boxes).all(axis=1)
+    inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+    outside = (boxes < -BORDER_TOLERANCE)[:, :2].any(axis=1) | (boxes > size + BORDER_TOLERANCE)[:, 2:].any(axis=1)
+    for mask, problem in (
+        (non_finite, "a non-finite coordinate"),
+        (inverted, "x2 < x1 or y2 < y1"),
+        (outside, f"a box outside the {width:g}x{height:g} image"),
+    ):
+        if mask.any():
+            i = int(np.flatnonzero(mask)[0])
+            raise ValueError(f"{where}: {names[i]} has {problem}: {boxes[i].tolist()} (xyxy)")
+    return np.clip(boxes, 0.0, size).astype(np.float32)
+
+
+def read_rgb_image(path: Path) -> Tensor:
+    """Decode an image file into ``float32[3, H, W]`` in ``0..1`` (grayscale, palette and CMYK become RGB).
+
+    Raises:
+        FileNotFoundError: when ``path`` does not exist.
+        ValueError: naming ``path`` when it is empty, truncated, too large or not an image.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as img:
+            rgb = img.convert("RGB")  # convert() loads the pixels, so truncation surfaces here
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
+        raise ValueError(f"cannot decode image {path}: {err}") from err
+    array = np.asarray(rgb, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+class RecordDataset(Dataset):
+    """A map-style detection data set over :class:`Record` s.
+
+    Items are ``(image, target)``: ``image`` is ``float32[3, H, W]`` in ``0..1``; ``target`` holds ``boxes``
+    (``float32[N, 4]`` xyxy absolute pixels), ``labels`` (``int64[N]`` in ``0..K-1``), ``image_id`` (int) and the
+    per-box flag under :attr:`flag_key`. ``transforms(image, target)`` runs last.
+
+    Subclasses set :attr:`records`, :attr:`class_names` and :attr:`flag_key`.
+    """
+
+    flag_key: str
+
+    def __init__(self, records: list[Record], class_names: Sequence[str], transforms: Transforms | None) -> None:
+        self.records = records
+        self.class_names = tuple(class_names)
+        self.transforms = transforms
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Target]:
+        record = self.records[index]
+        image = read_rgb_image(record.path)
+        height, width = image.shape[-2:]
+        names = [f"box {i}" for i in range(len(record.boxes))]
+        boxes = check_boxes(record.boxes, width, height, str(record.path), names)
+        target: Target = {
+            "boxes": torch.from_numpy(boxes),
+            "labels": torch.from_numpy(record.labels),
+            "image_id": record.image_id,
+            self.flag_key: torch.from_numpy(record.flags),
+        }
+        if self.transforms is not None:
+            image, target = self.transforms(image, target)
+        return image, target

@@ -1,0 +1,243 @@
+"""DetectionDataModule: Pascal VOC, COCO or synthetic shapes for 1 CPU, 1 GPU or many GPUs (DDP)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset
+
+from lightning_retina.data.coco import COCODetection, coco_class_names
+from lightning_retina.data.collate import collate_detection
+from lightning_retina.data.download import coco_paths, ensure_coco, ensure_voc
+from lightning_retina.data.synthetic import SHAPES_CLASSES, SHAPES_FORMATS, make_shapes_dataset, shapes_manifest
+from lightning_retina.data.transforms import eval_transforms, train_transforms
+from lightning_retina.data.voc import VOC_CLASSES, VOCDetection
+
+DATASETS = ("voc", "coco", "shapes")
+_STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
+
+
+class DetectionDataModule(LightningDataModule):
+    """Pascal VOC (07, 12, 07+12), COCO or the synthetic shapes set, as list-collated ``(images, targets)`` batches.
+
+    ``prepare_data`` only checks for (and, when asked, downloads or generates) the files; ``setup(stage)`` builds the
+    data sets on every process; one factory makes all loaders. Batches are ``(list[Tensor[3, H, W]], list[dict])``
+    (see :func:`collate_detection`). Training drops VOC ``difficult`` objects; evaluation keeps them (flagged).
+
+    Splits: VOC trains on ``voc_train_sets`` and validates / tests on ``voc_test_sets``; COCO trains on
+    ``coco_train`` and validates / tests on ``coco_val``; shapes uses its ``train`` and ``val`` splits the same way.
+    ``root`` is the data set folder: the one holding ``VOCdevkit`` (or ``VOCdevkit`` itself); the one holding
+    ``train2017/``, ``val2017/`` and ``annotations/``; or where the shapes set is (or will be) written.
+
+    Under DDP (``trainer.world_size > 1``) the validation and test loaders carry an unpadded
+    :class:`~lightning.pytorch.overrides.distributed.UnrepeatedDistributedSampler`, which Lightning keeps, so each
+    image is evaluated exactly once over all ranks (Lightning's own sampler would pad with repeated images and
+    skew the mAP; lightning #5060, #7929). Ranks may then run one batch more or less than each other.
+
+    Args:
+        dataset: ``"voc"``, ``"coco"`` or ``"shapes"``.
+        root: the data set folder (see above).
+        batch_size: training images per batch (per process).
+        num_workers: loader worker processes.
+        pin_memory: pin batches in page-locked memory when CUDA is available.
+        persistent_workers: keep the workers alive between epochs (when ``num_workers > 0``).
+        download: let ``prepare_data`` download VOC / COCO with torchvision's helpers when missing.
+        voc_train_sets: ``(year, image_set)`` pairs concatenated for training (07+12 trainval by default).
+        voc_test_sets: ``(year, image_set)`` pairs for validation and test (07 test by default).
+        coco_train: COCO training split (``"train2017"``).
+        coco_val: COCO validation split (``"val2017"``), also used for test.
+        shapes_format: on-disk layout of the shapes set, ``"coco"`` (crowd clusters flagged ``iscrowd``) or
+            ``"voc"`` (flagged ``difficult``).
+        shapes_num_train: shapes training images.
+        shapes_num_val: shapes validation images.
+        shapes_image_size: side of the square shapes images.
+        train_flip: random horizontal flips in training.
+        photometric: random photometric distortion in training.
+        scale_jitter: ``(min_scale, max_scale)`` zoom in/out in training, or ``None``.
+        eval_batch_size: images per validation / test / predict batch (default: ``batch_size``).
+        seed: seed of the shapes set and of the single-process training shuffle.
+
+    Raises:
+        ValueError: for an unknown ``dataset`` or ``shapes_format``, or a non-positive batch size.
+
+    Example::
+
+        >>> dm = DetectionDataModule("shapes", root="data/shapes", batch_size=4)
+        >>> dm.num_classes, dm.class_names
+        (4, ('circle', 'square', 'triangle', 'star'))
+    """
+
+    def __init__(
+        self,
+        dataset: Literal["voc", "coco", "shapes"] = "shapes",
+        root: str | Path = "data",
+        batch_size: int = 8,
+        num_workers: int = 2,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        download: bool = False,
+        voc_train_sets: Sequence[tuple[str, str]] = (("2007", "trainval"), ("2012", "trainval")),
+        voc_test_sets: Sequence[tuple[str, str]] = (("2007", "test"),),
+        coco_train: str = "train2017",
+        coco_val: str = "val2017",
+        shapes_format: Literal["coco", "voc"] = "coco",
+        shapes_num_train: int = 1500,
+        shapes_num_val: int = 200,
+        shapes_image_size: int = 256,
+        train_flip: bool = True,
+        photometric: bool = False,
+        scale_jitter: tuple[float, float] | None = None,
+        eval_batch_size: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+        if shapes_format not in SHAPES_FORMATS:
+            raise ValueError(f"shapes_format must be one of {SHAPES_FORMATS}, got {shapes_format!r}")
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size or batch_size)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        self.save_hyperparameters()
+        self.dataset = dataset
+        self.root = Path(root)
+        self.voc_train_sets = [(str(y), s) for y, s in voc_train_sets]
+        self.voc_test_sets = [(str(y), s) for y, s in voc_test_sets]
+        self.train_transforms = train_transforms(flip=train_flip, photometric=photometric, scale_jitter=scale_jitter)
+        self.eval_transforms = eval_transforms()
+        self.datasets: dict[str, Dataset] = {}
+        self._class_names: tuple[str, ...] | None = None
+
+    # ------------------------------------------------------------------------------------------------ classes
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The class names in label order, known before ``setup``.
+
+        COCO reads them from the ``coco_val`` annotation file, which must be on disk already.
+
+        Raises:
+            FileNotFoundError: for COCO data that is not there, saying where it is expected and how to get it.
+        """
+        if self._class_names is None:
+            if self.dataset == "voc":
+                self._class_names = VOC_CLASSES
+            elif self.dataset == "shapes":
+                self._class_names = SHAPES_CLASSES
+            else:
+                ensure_coco(self.root, self.hparams.coco_val)  # no download here: only says what is missing
+                self._class_names = coco_class_names(coco_paths(self.root, self.hparams.coco_val)[1])
+        return self._class_names
+
+    @property
+    def num_classes(self) -> int:
+        """The number of foreground classes (no background slot): 20 for VOC, 80 for COCO, 4 for shapes."""
+        return len(self.class_names)
+
+    # -------------------------------------------------------------------------------------------------- files
+    def prepare_data(self) -> None:
+        """Check that the files exist; generate the shapes set, or download VOC / COCO when ``download=True``.
+
+        Raises:
+            FileNotFoundError: for a missing VOC / COCO split without ``download``, saying where it is expected
+                and how to get it.
+        """
+        hp = self.hparams
+        if self.dataset == "shapes":
+            wanted = {"format": hp.shapes_format, "num_train": hp.shapes_num_train, "num_val": hp.shapes_num_val,
+                      "image_size": hp.shapes_image_size, "seed": hp.seed}  # fmt: skip
+            if shapes_manifest(self.root) != wanted:
+                make_shapes_dataset(self.root, **wanted)
+        elif self.dataset == "voc":
+            for year, image_set in dict.fromkeys(self.voc_train_sets + self.voc_test_sets):
+                ensure_voc(self.root, year, image_set, hp.download)
+        else:
+            for split in dict.fromkeys((hp.coco_train, hp.coco_val)):
+                ensure_coco(self.root, split, hp.download)
+
+    # ----------------------------------------------------------------------------------------------- datasets
+    def setup(self, stage: str) -> None:
+        """Build the data sets of ``stage`` (``"fit"``: train and val; ``"validate"``; ``"test"``; ``"predict"``).
+
+        Raises:
+            ValueError: for an unknown stage.
+        """
+        if stage not in _STAGE_SPLITS:
+            raise ValueError(f"stage must be one of {tuple(_STAGE_SPLITS)}, got {stage!r}")
+        for split in _STAGE_SPLITS[stage]:
+            if split not in self.datasets:
+                self.datasets[split] = self._build(split)
+
+    def _build(self, split: str) -> Dataset:
+        hp, train = self.hparams, split == "train"
+        transforms = self.train_transforms if train else self.eval_transforms
+        if self.dataset == "voc":
+            sets = self.voc_train_sets if train else self.voc_test_sets
+            return VOCDetection(
+                self.root, [y for y, _ in sets], [s for _, s in sets], keep_difficult=not train, transforms=transforms
+            )
+        if self.dataset == "coco":
+            return COCODetection(*coco_paths(self.root, hp.coco_train if train else hp.coco_val), transforms=transforms)
+        shapes_split = "train" if train else "val"
+        if hp.shapes_format == "voc":
+            return VOCDetection(
+                self.root, "2007", shapes_split, keep_difficult=not train, transforms=transforms,
+                class_names=SHAPES_CLASSES,
+            )  # fmt: skip
+        return COCODetection(*coco_paths(self.root, shapes_split), transforms=transforms)
+
+    # -------------------------------------------------------------------------------------------- dataloaders
+    def train_dataloader(self) -> DataLoader:
+        return self._dataloader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._dataloader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._dataloader("predict")
+
+    def _dataloader(self, split: str) -> DataLoader:
+        dataset = self.datasets.get(split)
+        if dataset is None:
+            raise MisconfigurationException(
+                f"{type(self).__name__}.setup() has not built the {split} data set; call setup() for its stage first"
+            )
+        if len(dataset) == 0:
+            raise ValueError(f"the {split} data set of {self.dataset!r} in {self.root} has no images")
+        hp, train = self.hparams, split == "train"
+        workers = hp.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=hp.batch_size if train else hp.eval_batch_size or hp.batch_size,
+            shuffle=train,
+            sampler=self._eval_sampler(dataset) if split in ("val", "test") else None,
+            num_workers=workers,
+            collate_fn=collate_detection,
+            pin_memory=hp.pin_memory and torch.cuda.is_available(),
+            persistent_workers=hp.persistent_workers and workers > 0,
+            generator=torch.Generator().manual_seed(hp.seed) if train else None,
+        )
+
+    def _eval_sampler(self, dataset: Dataset) -> UnrepeatedDistributedSampler | None:
+        """An unpadded distributed sampler under DDP (each image once over all ranks), else ``None``."""
+        trainer = self.trainer
+        if trainer is None or trainer.world_size <= 1:
+            return None
+        if len(dataset) < trainer.world_size:
+            raise ValueError(
+                f"an evaluation set of {len(dataset)} images cannot be split over {trainer.world_size} processes "
+                "(each needs at least one image)"
+            )
+        return UnrepeatedDistributedSampler(
+            dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+        )
