@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib.util import find_spec
 
+from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.detection import MeanAveragePrecision
 
@@ -33,3 +34,15 @@ def build_metric(kind: str, class_metrics: bool = False) -> Metric:
 
         return VOCMeanAveragePrecision(iou_threshold=0.5, use_07_metric=kind == "voc07")
     raise ValueError(f"Unknown metric {kind!r}; expected one of {METRICS} or None")
+
+
+def metric_target(target: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The ground truth a metric needs: boxes and labels, plus ``iscrowd`` / ``difficult`` when present.
+
+    VOC ``difficult`` objects become COCO ``iscrowd`` regions for the COCO metric (neither found nor missed), as
+    the VOC devkit treats them.
+    """
+    out = {k: target[k] for k in ("boxes", "labels", "iscrowd", "difficult") if k in target}
+    if "difficult" in out and "iscrowd" not in out:
+        out["iscrowd"] = out["difficult"]
+    return out

@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
 from torchvision.models.detection.image_list import ImageList
 
-from lightning_retina.evaluation import METRICS, build_metric
+from lightning_retina.evaluation import METRICS, build_metric, metric_target
 from lightning_retina.losses.retinanet import RetinaNetLoss
 from lightning_retina.model import DEFAULT_ANCHOR_SIZES, build_retinanet
 from lightning_retina.optim import SCHEDULES, build_optimizer, lr_factor
@@ -55,6 +55,7 @@ class RetinaNetModule(LightningModule):
 
     Args:
         num_classes: number of **foreground** classes (no background slot): 20 for VOC, 80 for COCO.
+        class_names: optional names of the ``num_classes`` classes (kept in checkpoints, used by ``detect``).
         backbone: torchvision ResNet name (``"resnet18"`` … ``"resnet152"``).
         backbone_weights: ``None`` (from scratch, BN trains), a torchvision weights name (``"DEFAULT"``) or a local
             ResNet ``state_dict`` file (frozen BN).
@@ -99,6 +100,7 @@ class RetinaNetModule(LightningModule):
     def __init__(
         self,
         num_classes: int,
+        class_names: Sequence[str] | None = None,
         backbone: str = "resnet50",
         backbone_weights: str | None = None,
         trainable_backbone_layers: int | None = None,
@@ -137,7 +139,10 @@ class RetinaNetModule(LightningModule):
             raise ValueError(f"Unknown metric {metric!r}; expected one of {METRICS} or None")
         if lr_schedule not in SCHEDULES:
             raise ValueError(f"Unknown lr_schedule {lr_schedule!r}; expected one of {SCHEDULES}")
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"class_names has {len(class_names)} names but num_classes={num_classes}")
         self.num_classes = num_classes
+        self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         self.model = build_retinanet(
             num_classes,
             backbone=backbone,
@@ -286,7 +291,7 @@ class RetinaNetModule(LightningModule):
         self.log(f"{prefix}/loss", self.weighted_loss(losses), batch_size=batch_size, sync_dist=True)
         if metric is not None:
             detections = self._detect(out, [tuple(img.shape[-2:]) for img in images])
-            metric.update(detections, [_metric_target(t) for t in targets])
+            metric.update(detections, [metric_target(t) for t in targets])
 
     def on_validation_epoch_end(self) -> None:
         self._log_metric("val", self.val_metric)
@@ -333,7 +338,3 @@ class RetinaNetModule(LightningModule):
         self.loss_weights.update(checkpoint.get("loss_weights", {}))
         self.skipped_steps = checkpoint.get("skipped_steps", 0)
 
-
-def _metric_target(target: dict[str, Tensor]) -> dict[str, Tensor]:
-    """The ground truth a metric needs: boxes and labels, plus ``iscrowd`` / ``difficult`` when present."""
-    return {k: target[k] for k in ("boxes", "labels", "iscrowd", "difficult") if k in target}

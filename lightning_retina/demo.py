@@ -1,0 +1,199 @@
+"""The CPU demo: generate shapes, train a ResNet-18-FPN RetinaNet from scratch with ALWA, evaluate, draw."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
+from torchmetrics.detection import MeanAveragePrecision
+from tqdm.auto import tqdm
+from typing_extensions import override
+
+from lightning_retina.callbacks import ALWA, TimeBudgetLR, TrainingHistory
+from lightning_retina.data import DetectionDataModule
+from lightning_retina.evaluation import coco_backend, metric_target
+from lightning_retina.metrics import VOCMeanAveragePrecision
+from lightning_retina.module import RetinaNetModule
+from lightning_retina.precision import fast_precision
+from lightning_retina.viz import draw_detections, save_grid
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DemoConfig:
+    """Settings of :func:`run_demo` (the ``lightning-retina demo`` options)."""
+
+    data_dir: str = "data/shapes"
+    out: str = "demo_out"
+    max_minutes: float = 8.0
+    alwa: bool = True
+    num_train: int = 1500
+    num_val: int = 200
+    image_size: int = 256
+    input_size: int = 160
+    batch_size: int = 16
+    lr: float = 2e-3
+    alwa_interval: int = 50
+    num_workers: int = 1
+    seed: int = 0
+    accelerator: str = "auto"
+
+
+class _CheckpointOnInterrupt(Callback):
+    """Ctrl-C during training: save a checkpoint before Lightning shuts down."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.saved = False
+
+    @override
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            trainer.save_checkpoint(self.path)
+            self.saved = True
+
+
+def build_demo_module(config: DemoConfig, class_names: list[str]) -> RetinaNetModule:
+    """The demo's model: ResNet-18-FPN from scratch, GroupNorm head, anchors sized for ``input_size`` images."""
+    # Shapes are 12-120 px on 256-px images: anchors of 8..128 px (x 2^0, 2^1/3, 2^2/3) at 160-px input cover them.
+    anchors = tuple(round(s * config.input_size / 160) for s in (8, 16, 32, 64, 128))
+    return RetinaNetModule(
+        num_classes=len(class_names),
+        class_names=class_names,
+        backbone="resnet18",
+        head_norm="group",
+        anchor_sizes=anchors,
+        min_size=config.input_size,
+        max_size=config.input_size,
+        optimizer="adamw",
+        lr=config.lr,
+        weight_decay=1e-4,
+        warmup_steps=0,
+        lr_schedule="constant",
+        metric=None,
+        channels_last=True,
+    )
+
+
+def run_demo(config: DemoConfig) -> dict[str, Any]:
+    """Train, evaluate and draw; returns the metrics written to ``metrics.json``.
+
+    Writes into ``config.out``: ``detections.png``, ``training.png``, ``metrics.json`` and ``model.ckpt``.
+
+    Raises:
+        KeyboardInterrupt: re-raised after saving ``interrupted.ckpt`` when the user presses Ctrl-C.
+    """
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(config.seed, workers=True, verbose=False)
+    datamodule = DetectionDataModule(
+        dataset="shapes",
+        root=config.data_dir,
+        batch_size=config.batch_size,
+        num_workers=config.num_workers,
+        shapes_num_train=config.num_train,
+        shapes_num_val=config.num_val,
+        shapes_image_size=config.image_size,
+        shapes_format="voc",
+        seed=config.seed,
+    )
+    datamodule.prepare_data()
+    module = build_demo_module(config, list(datamodule.class_names))
+    budget = config.max_minutes * 60
+    history = TrainingHistory()
+    interrupt = _CheckpointOnInterrupt(out / "interrupted.ckpt")
+    callbacks: list[Callback] = [history, TimeBudgetLR(budget, warmup_steps=50), interrupt]
+    if config.alwa:
+        callbacks.append(ALWA(interval=config.alwa_interval))
+    precision = fast_precision(config.accelerator)
+    trainer = Trainer(
+        accelerator=config.accelerator,
+        devices=1,
+        precision=precision,
+        max_time={"seconds": budget},
+        max_epochs=-1,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        log_every_n_steps=10,
+    )
+    print(f"Training ResNet-18-FPN RetinaNet from scratch for {config.max_minutes:g} min "
+          f"({precision}, {config.input_size} px, batch {config.batch_size}, ALWA {'on' if config.alwa else 'off'})")
+    started = time.monotonic()
+    try:
+        trainer.fit(module, datamodule=datamodule)
+    except SystemExit:
+        if interrupt.saved:
+            print(f"\nInterrupted: checkpoint saved to {interrupt.path}")
+            raise KeyboardInterrupt from None
+        raise
+    train_seconds = time.monotonic() - started
+    trainer.save_checkpoint(out / "model.ckpt")
+    history.plot(out / "training.png", title="demo: raw losses and ALWA weight")
+
+    metrics = evaluate_and_draw(module, datamodule, out / "detections.png")
+    metrics.update(
+        steps=trainer.global_step,
+        train_seconds=round(train_seconds, 1),
+        precision=precision,
+        loss_weights=dict(module.loss_weights),
+        config=asdict(config),
+    )
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(format_table(metrics))
+    return metrics
+
+
+@torch.no_grad()
+def evaluate_and_draw(module: RetinaNetModule, datamodule: DetectionDataModule, picture: Path, num_drawn: int = 8) -> dict[str, Any]:
+    """COCO-style mAP (torchmetrics) and VOC AP@0.5 per class on the val split, plus a picture of detections."""
+    datamodule.setup("validate")
+    module.eval()
+    coco = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=True, backend=coco_backend())
+    voc = VOCMeanAveragePrecision(iou_threshold=0.5)
+    drawn = []
+    for images, targets in tqdm(datamodule.val_dataloader(), desc="Evaluating", leave=False):
+        images = [img.to(module.device) for img in images]
+        detections = [{k: v.cpu() for k, v in d.items()} for d in module(images)]
+        gt = [metric_target(t) for t in targets]
+        coco.update(detections, gt)
+        voc.update(detections, gt)
+        for img, det, t in zip(images, detections, targets):
+            if len(drawn) < num_drawn:
+                drawn.append(draw_detections(img, det, module.class_names, target=t))
+    save_grid(drawn, picture)
+    results = coco.compute()
+    voc_results = voc.compute()
+    names = module.class_names
+    metrics: dict[str, Any] = {k: float(v) for k, v in results.items() if v.numel() == 1 and k != "classes"}
+    metrics["map_per_class"] = {names[int(c)]: float(a) for c, a in zip(results["classes"], results["map_per_class"])}
+    metrics["ap50_per_class_voc"] = {names[int(c)]: float(a) for c, a in zip(voc_results["classes"], voc_results["map_per_class"])}
+    metrics["map_50_voc"] = float(voc_results["map"])
+    return metrics
+
+
+def format_table(metrics: dict[str, Any]) -> str:
+    """A small plain-text table of the demo's results."""
+    lines = [
+        "",
+        f"{'metric':<28}{'value':>10}",
+        f"{'mAP@[.5:.95]':<28}{metrics['map']:>10.3f}",
+        f"{'mAP@0.5':<28}{metrics['map_50']:>10.3f}",
+        f"{'mAP@0.75':<28}{metrics['map_75']:>10.3f}",
+    ]
+    for name, ap in metrics["ap50_per_class_voc"].items():
+        lines.append(f"{'AP@0.5 ' + name:<28}{ap:>10.3f}")
+    weights = metrics.get("loss_weights", {})
+    lines.append(f"{'final ALWA weight (cls)':<28}{weights.get('loss_cls', 1.0):>10.3f}")
+    lines.append(f"{'optimizer steps':<28}{metrics.get('steps', 0):>10d}")
+    return "\n".join(lines)
