@@ -60,11 +60,35 @@ class _CheckpointOnInterrupt(Callback):
             self.saved = True
 
 
-def build_demo_module(config: DemoConfig, class_names: list[str]) -> RetinaNetModule:
-    """The demo's model: ResNet-18-FPN from scratch, GroupNorm head, anchors sized for ``input_size`` images."""
+WARMUP_STEPS = 50
+
+
+def build_demo_datamodule(config: DemoConfig, seed: int | None = None) -> DetectionDataModule:
+    """The shapes data (VOC layout) of the demo; ``seed`` (default ``config.seed``) also seeds the shuffle."""
+    return DetectionDataModule(
+        dataset="shapes",
+        root=config.data_dir,
+        batch_size=config.batch_size,
+        num_workers=config.num_workers,
+        shapes_num_train=config.num_train,
+        shapes_num_val=config.num_val,
+        shapes_image_size=config.image_size,
+        shapes_format="voc",
+        seed=config.seed if seed is None else seed,
+    )
+
+
+def build_demo_module(config: DemoConfig, class_names: list[str], **overrides: Any) -> RetinaNetModule:
+    """The demo's model: ResNet-18-FPN from scratch, GroupNorm head, anchors sized for ``input_size`` images.
+
+    Args:
+        config: the demo settings.
+        class_names: the data set's classes.
+        overrides: any other :class:`RetinaNetModule` argument (e.g. ``cls_loss``, ``reg_loss``, ``metric``).
+    """
     # Shapes are 12-120 px on 256-px images: anchors of 8..128 px (x 2^0, 2^1/3, 2^2/3) at 160-px input cover them.
     anchors = tuple(round(s * config.input_size / 160) for s in (8, 16, 32, 64, 128))
-    return RetinaNetModule(
+    hparams: dict[str, Any] = dict(
         num_classes=len(class_names),
         class_names=class_names,
         backbone="resnet18",
@@ -80,6 +104,30 @@ def build_demo_module(config: DemoConfig, class_names: list[str]) -> RetinaNetMo
         metric=None,
         channels_last=True,
     )
+    return RetinaNetModule(**{**hparams, **overrides})
+
+
+def build_demo_trainer(
+    config: DemoConfig, callbacks: list[Callback], max_steps: int | None = None, **trainer_kwargs: Any
+) -> Trainer:
+    """A Trainer for the demo recipe: the time budget (or ``max_steps``), the fast precision, no validation loop.
+
+    A :class:`TimeBudgetLR` over ``config.max_minutes`` is added to ``callbacks`` (the lr schedule of the recipe).
+    """
+    budget = config.max_minutes * 60
+    return Trainer(
+        accelerator=config.accelerator,
+        devices=1,
+        precision=fast_precision(config.accelerator),
+        max_time=None if max_steps else {"seconds": budget},
+        max_steps=max_steps or -1,
+        max_epochs=-1,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[*callbacks, TimeBudgetLR(budget, warmup_steps=WARMUP_STEPS)],
+        **{"logger": False, "enable_checkpointing": False, "enable_model_summary": False, "log_every_n_steps": 10,
+           **trainer_kwargs},
+    )
 
 
 def run_demo(config: DemoConfig) -> dict[str, Any]:
@@ -93,40 +141,16 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(config.seed, workers=True, verbose=False)
-    datamodule = DetectionDataModule(
-        dataset="shapes",
-        root=config.data_dir,
-        batch_size=config.batch_size,
-        num_workers=config.num_workers,
-        shapes_num_train=config.num_train,
-        shapes_num_val=config.num_val,
-        shapes_image_size=config.image_size,
-        shapes_format="voc",
-        seed=config.seed,
-    )
+    datamodule = build_demo_datamodule(config)
     datamodule.prepare_data()
     module = build_demo_module(config, list(datamodule.class_names))
-    budget = config.max_minutes * 60
     history = TrainingHistory()
     interrupt = _CheckpointOnInterrupt(out / "interrupted.ckpt")
-    callbacks: list[Callback] = [history, TimeBudgetLR(budget, warmup_steps=50), interrupt]
+    callbacks: list[Callback] = [history, interrupt]
     if config.alwa:
         callbacks.append(ALWA(interval=config.alwa_interval))
-    precision = fast_precision(config.accelerator)
-    trainer = Trainer(
-        accelerator=config.accelerator,
-        devices=1,
-        precision=precision,
-        max_time={"seconds": budget},
-        max_epochs=-1,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        callbacks=callbacks,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        log_every_n_steps=10,
-    )
+    trainer = build_demo_trainer(config, callbacks)
+    precision = trainer.precision
     print(f"Training ResNet-18-FPN RetinaNet from scratch for {config.max_minutes:g} min "
           f"({precision}, {config.input_size} px, batch {config.batch_size}, ALWA {'on' if config.alwa else 'off'})")
     started = time.monotonic()
