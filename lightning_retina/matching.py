@@ -10,8 +10,9 @@ from lightning_retina.targets import PaddedTargets
 BACKGROUND = -1
 IGNORE = -2
 
-# Upper bound on B*M*A elements of one IoU block; bigger batches are matched in chunks of images to bound memory.
-_MAX_IOU_ELEMENTS = 1 << 25
+# B·M·a elements of one IoU block (CPU, CUDA): a few float32 blocks fit a 1 MiB L2 cache; on a GPU blocks only
+# bound the memory of the IoU temporaries.
+_BLOCK_ELEMENTS = (1 << 18, 1 << 24)
 
 
 def pairwise_box_iou(boxes: Tensor, anchors: Tensor) -> Tensor:
@@ -25,12 +26,12 @@ def pairwise_box_iou(boxes: Tensor, anchors: Tensor) -> Tensor:
         ``Tensor[B, M, A]``.
     """
     bx1, by1, bx2, by2 = (boxes[..., i, None] for i in range(4))  # [B, M, 1]
-    ax1, ay1, ax2, ay2 = (anchors[:, None, :, i] for i in range(4))  # [B, 1, A]
-    inter = (torch.minimum(bx2, ax2) - torch.maximum(bx1, ax1)).clamp_(min=0)
-    inter.mul_((torch.minimum(by2, ay2) - torch.maximum(by1, ay1)).clamp_(min=0))
+    ax1, ay1, ax2, ay2 = anchors.permute(2, 0, 1)[:, :, None].contiguous()  # [B, 1, A], unit stride (vectorised)
+    inter = torch.minimum(bx2, ax2).sub_(torch.maximum(bx1, ax1)).clamp_(min=0)
+    inter.mul_(torch.minimum(by2, ay2).sub_(torch.maximum(by1, ay1)).clamp_(min=0))
     area_b = (bx2 - bx1) * (by2 - by1)
     area_a = (ax2 - ax1) * (ay2 - ay1)
-    union = (area_b + area_a).sub_(inter)
+    union = torch.sub(area_a, inter).add_(area_b)
     return inter.div_(union)
 
 
@@ -67,6 +68,10 @@ class BatchedMatcher:
     def __call__(self, targets: PaddedTargets, anchors: Tensor) -> Tensor:
         """Label the anchors of every image.
 
+        The IoU matrix ``[B, M, A]`` is never held whole: it is computed in blocks of anchors small enough to stay
+        in the CPU cache, reduced at once (best box per anchor, best IoU per box), and recomputed block by block for
+        the low-quality matches. Memory stays ``O(B·A + B·M)`` however many boxes and anchors there are.
+
         Args:
             targets: the padded ground truth, ``M`` boxes per image.
             anchors: ``Tensor[B, A, 4]`` xyxy.
@@ -78,25 +83,35 @@ class BatchedMatcher:
         num_boxes = targets.boxes.shape[1]
         if num_boxes == 0:
             return torch.full((batch, num_anchors), BACKGROUND, dtype=torch.int64, device=anchors.device)
-        chunk = max(1, _MAX_IOU_ELEMENTS // (num_boxes * num_anchors))
-        return torch.cat(
-            [
-                self._match(
-                    PaddedTargets(*(t[start : start + chunk] for t in targets)), anchors[start : start + chunk]
-                )
-                for start in range(0, batch, chunk)
-            ]
-        )
+        # Padded and zero-area boxes become (0, 0, 0, 0): their IoU is exactly 0, then 0 - 1 = -1, so they never win.
+        invalid = ~targets.valid[..., None]  # [B, M, 1]
+        boxes, minus_one = targets.boxes.masked_fill(invalid, 0.0), invalid.to(targets.boxes.dtype)
+        anchors = anchors.to(boxes.dtype)
+        block = _BLOCK_ELEMENTS[anchors.device.type == "cuda"]
+        starts = range(0, num_anchors, max(1, block // (batch * num_boxes)))
 
-    def _match(self, targets: PaddedTargets, anchors: Tensor) -> Tensor:
-        iou = pairwise_box_iou(targets.boxes, anchors.to(targets.boxes.dtype))
-        iou.masked_fill_(~targets.valid[..., None], -1.0)  # padded / zero-area boxes never win
-        best_iou, matches = iou.max(dim=1)  # [B, A]
+        def block_iou(start: int) -> Tensor:  # [B, M, a]
+            return pairwise_box_iou(boxes, anchors[:, start : start + starts.step]).sub_(minus_one)
+
+        # torch.max(dim=1) tracks indices slowly on the CPU; the first box reaching the maximum (torch.max's tie
+        # rule) comes from comparisons and an amax over weights M, M-1, …, 1 instead.
+        first_weight = torch.arange(num_boxes, 0, -1, dtype=boxes.dtype, device=boxes.device)[:, None]  # [M, 1]
+        best_iou, matches, best_per_box = [], [], boxes.new_full((batch, num_boxes), -1.0)
+        for start in starts:
+            iou = block_iou(start)
+            values = iou.amax(dim=1, keepdim=True)  # [B, 1, a]
+            reach = torch.sub(iou, values).eq_(0).mul_(first_weight).amax(dim=1)  # M - index of the first best box
+            best_iou.append(values.squeeze(1))
+            matches.append(num_boxes - reach.long())
+            torch.maximum(best_per_box, iou.amax(dim=2), out=best_per_box)
+        best_iou, matches = torch.cat(best_iou, dim=1), torch.cat(matches, dim=1)  # [B, A]
         labelled = torch.where(best_iou >= self.fg_iou_thresh, matches, IGNORE)
         labelled = torch.where(best_iou < self.bg_iou_thresh, BACKGROUND, labelled)
         if self.allow_low_quality_matches:
-            best_per_box = iou.max(dim=2, keepdim=True).values  # [B, M, 1]
-            is_best = (iou == best_per_box) & (best_per_box > 0)
-            labelled = torch.where(is_best.any(dim=1), matches, labelled)
+            # An anchor ties for the best IoU of some box (> 0: boxes overlapping nothing take nothing). Every IoU of
+            # a box is <= its best, so "some IoU equals its box's best" is "max over boxes of IoU - best is 0".
+            target = best_per_box.masked_fill(best_per_box <= 0, float("inf"))[..., None]  # [B, M, 1]
+            is_best = torch.cat([torch.sub(block_iou(start), target).amax(dim=1) == 0 for start in starts], dim=1)
+            labelled = torch.where(is_best, matches, labelled)
         crowd = targets.ignore.gather(1, matches)
         return torch.where(crowd & (labelled >= 0), IGNORE, labelled)

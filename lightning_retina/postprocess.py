@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from torchvision.models.detection._utils import BoxCoder
-from torchvision.ops import batched_nms
+from torchvision.ops import nms
 
 
 @torch.no_grad()
@@ -66,7 +66,8 @@ def postprocess_detections(
     sizes = torch.tensor(image_sizes, dtype=boxes.dtype, device=device)[image_idx]  # [N, 2] (h, w)
     boxes = torch.minimum(boxes.clamp(min=0), sizes[:, [1, 0, 1, 0]])
 
-    keep = batched_nms(boxes, scores, image_idx * num_classes + labels, nms_thresh)  # sorted by score
+    keep = _groupwise_nms(boxes, scores, image_idx * num_classes + labels, nms_thresh)
+    keep = keep[torch.sort(scores[keep], descending=True, stable=True).indices]
     keep = keep[torch.sort(image_idx[keep], stable=True).indices]  # grouped by image, score order within
     counts = torch.bincount(image_idx[keep], minlength=batch)
     rank = torch.arange(keep.numel(), device=device) - (torch.cumsum(counts, 0) - counts).repeat_interleave(counts)
@@ -76,6 +77,22 @@ def postprocess_detections(
         {"boxes": b, "scores": s, "labels": lab}
         for b, s, lab in zip(boxes[keep].split(per_image), scores[keep].split(per_image), labels[keep].split(per_image))
     ]
+
+
+def _groupwise_nms(boxes: Tensor, scores: Tensor, groups: Tensor, iou_threshold: float) -> Tensor:
+    """Indices of the boxes that survive NMS within their group (``torchvision.ops.batched_nms``, unsorted).
+
+    The boxes are put in group order once and NMS runs on each group's contiguous slice, instead of searching
+    all boxes for each group as torchvision's per-class loop does.
+    """
+    order = torch.sort(groups, stable=True).indices
+    boxes, scores = boxes[order], scores[order]
+    counts = torch.unique_consecutive(groups[order], return_counts=True)[1].tolist()
+    kept, start = [], 0
+    for count in counts:
+        kept.append(nms(boxes[start : start + count], scores[start : start + count], iou_threshold) + start)
+        start += count
+    return order[torch.cat(kept)] if kept else order
 
 
 def _offsets(sizes: list[int]) -> list[int]:

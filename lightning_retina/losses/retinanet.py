@@ -9,8 +9,8 @@ from torch import Tensor, nn
 from torchvision.models.detection._utils import BoxCoder
 
 from lightning_retina.losses.box import ciou_loss, diou_loss, giou_loss, iou_loss, l1_loss, smooth_l1_loss
-from lightning_retina.losses.focal import focal_negative_term, focal_positive_term
-from lightning_retina.matching import BatchedMatcher
+from lightning_retina.losses._focal_dense import dense_focal_loss
+from lightning_retina.matching import IGNORE, BatchedMatcher
 from lightning_retina.targets import pad_targets
 
 CLS_LOSSES = ("focal", "bce", "balanced_bce")
@@ -30,8 +30,9 @@ class RetinaNetLoss(nn.Module):
     Anchors are labelled by :class:`~lightning_retina.matching.BatchedMatcher` (IoU ≥ ``fg_iou_thresh``
     foreground, < ``bg_iou_thresh`` background, ignored in between, low-quality matches kept). The
     classification loss is summed over all non-ignored anchors and classes; the box loss over the foreground
-    anchors. The focal loss is evaluated as the "all-negative" term over every logit plus a gather-based
-    correction at each foreground anchor's true class, so no one-hot ``[B, A, K]`` target is ever built.
+    anchors. The focal loss is evaluated as the "all-negative" term over every logit plus a correction at each
+    foreground anchor's true class, by one autograd function that walks the logits in cache-sized blocks, keeps
+    nothing but the logits for the backward pass and never builds a one-hot ``[B, A, K]`` target.
 
     Losses are computed in float32 whatever the dtype of the head outputs (bf16/fp16 autocast safe).
 
@@ -101,43 +102,43 @@ class RetinaNetLoss(nn.Module):
     ) -> dict[str, Tensor]:
         """Compute ``{"loss_cls": Tensor[], "loss_reg": Tensor[]}`` (unweighted, float32)."""
         with torch.autocast(device_type=head_outputs["cls_logits"].device.type, enabled=False):
-            logits = head_outputs["cls_logits"].float()
+            logits = head_outputs["cls_logits"]  # any float dtype: the focal kernel computes in float32 blocks
             deltas = head_outputs["bbox_regression"].float()
             anchors = (torch.stack(list(anchors)) if not isinstance(anchors, Tensor) else anchors).float()
             padded = pad_targets(targets, device=logits.device)
             matched = self.matcher(padded, anchors)  # [B, A]
             foreground = matched >= 0
             num_fg = foreground.sum(dim=1)  # [B]
-            cls_per_image = self._classification(logits, matched, foreground, padded.labels)
-            reg_per_image = self._regression(deltas, anchors, matched, foreground, padded.boxes)
+            fg_image, fg_anchor = torch.nonzero(foreground, as_tuple=True)  # [P] each
+            fg_gt = matched[fg_image, fg_anchor]  # [P], index into the image's boxes
+            cls_per_image = self._classification(logits, matched, fg_image, fg_anchor, padded.labels[fg_image, fg_gt])
+            reg_per_image = self._regression(deltas, anchors, fg_image, fg_anchor, padded.boxes[fg_image, fg_gt])
             return {"loss_cls": self._normalize(cls_per_image, num_fg), "loss_reg": self._normalize(reg_per_image, num_fg)}
 
-    def _classification(self, logits: Tensor, matched: Tensor, foreground: Tensor, gt_labels: Tensor) -> Tensor:
-        """Summed classification loss per image, ``[B]``."""
-        per_anchor = focal_negative_term(logits, self.alpha, self.gamma).sum(dim=-1)  # every class as negative
-        if gt_labels.shape[1] > 0:
-            labels = gt_labels.gather(1, matched.clamp(min=0))  # [B, A]
-            true_logit = logits.gather(2, labels[..., None]).squeeze(-1)  # [B, A]
-            correction = focal_positive_term(true_logit, self.alpha, self.gamma) - focal_negative_term(
-                true_logit, self.alpha, self.gamma
-            )
-            per_anchor = per_anchor + correction * foreground
-        return (per_anchor * (matched != -2)).sum(dim=1)
+    def _classification(
+        self, logits: Tensor, matched: Tensor, fg_image: Tensor, fg_anchor: Tensor, fg_labels: Tensor
+    ) -> Tensor:
+        """Summed classification loss per image, ``[B]``; ignored anchors count for nothing."""
+        _, num_anchors, num_classes = logits.shape
+        positive_index = (fg_image * num_anchors + fg_anchor) * num_classes + fg_labels  # flat [B, A, K] index
+        per_anchor = dense_focal_loss(logits, matched != IGNORE, positive_index, self.alpha, self.gamma)
+        return per_anchor.sum(dim=1)
 
     def _regression(
-        self, deltas: Tensor, anchors: Tensor, matched: Tensor, foreground: Tensor, gt_boxes: Tensor
+        self, deltas: Tensor, anchors: Tensor, fg_image: Tensor, fg_anchor: Tensor, fg_gt: Tensor
     ) -> Tensor:
-        """Summed box loss per image, ``[B]``."""
-        image_idx, anchor_idx = torch.nonzero(foreground, as_tuple=True)
-        pred = deltas[image_idx, anchor_idx]  # [P, 4]
-        fg_anchors = anchors[image_idx, anchor_idx]
-        fg_gt = gt_boxes[image_idx, matched[image_idx, anchor_idx]] if gt_boxes.shape[1] else fg_anchors
+        """Summed box loss per image, ``[B]``, over the foreground anchors ``(fg_image, fg_anchor)``.
+
+        ``fg_gt`` holds their matched ground-truth boxes, ``[P, 4]``.
+        """
+        pred = deltas[fg_image, fg_anchor]  # [P, 4]
+        fg_anchors = anchors[fg_image, fg_anchor]
         if self.reg_loss in _DECODED_BOX_LOSSES:
             per_box = _DECODED_BOX_LOSSES[self.reg_loss](self.box_coder.decode_single(pred, fg_anchors), fg_gt)
         else:
             target = self.box_coder.encode_single(fg_gt, fg_anchors)
             per_box = l1_loss(pred, target) if self.reg_loss == "l1" else smooth_l1_loss(pred, target, self.smooth_l1_beta)
-        per_image = deltas.new_zeros(deltas.shape[0]).index_add(0, image_idx, per_box)
+        per_image = deltas.new_zeros(deltas.shape[0]).index_add(0, fg_image, per_box)
         return per_image + 0.0 * deltas.sum()  # keep the graph connected when there is no foreground
 
     def _normalize(self, per_image: Tensor, num_fg: Tensor) -> Tensor:
