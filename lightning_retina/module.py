@@ -88,7 +88,8 @@ class RetinaNetModule(LightningModule):
         class_metrics: also compute per-class AP (``val/map_per_class`` is returned by the metric).
         channels_last: run backbone and head in ``channels_last`` memory format (faster with bf16 on CPU/GPU).
         skip_nonfinite: on a NaN/Inf loss skip the step with a warning (counted in ``train/skipped_steps``)
-            instead of stopping with an error.
+            instead of stopping with an error. Single process only: Lightning cannot skip a step under DDP, so
+            fitting with more than one process raises a ``ValueError`` at the start.
 
     Example::
 
@@ -250,6 +251,13 @@ class RetinaNetModule(LightningModule):
         return sum(self.loss_weights[k] * losses[k] for k in self.loss_weights)
 
     # ---------------------------------------------------------------------------------------------- training
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.hparams.skip_nonfinite and self.trainer.world_size > 1:
+            raise ValueError(
+                f"skip_nonfinite=True needs a single process, got {self.trainer.world_size}: Lightning cannot skip a "
+                "training step under DDP. Leave it False to stop at the first non-finite loss."
+            )
+
     def training_step(self, batch: Batch, batch_idx: int) -> dict[str, Tensor] | None:
         images, targets = batch
         losses = self.compute_losses(images, targets)
