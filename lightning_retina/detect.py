@@ -32,8 +32,13 @@ def load_module(path: str | Path, map_location: str | torch.device = "cpu") -> R
         raise ValueError(f"{path} is not a checkpoint that can be loaded safely ({type(error).__name__}: {error})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
         raise ValueError(f"{path} is not a lightning-retina checkpoint (no 'state_dict' / 'hyper_parameters')")
-    module = RetinaNetModule(**checkpoint["hyper_parameters"])
-    module.load_state_dict(checkpoint["state_dict"])
+    try:
+        module = RetinaNetModule(**checkpoint["hyper_parameters"])
+        module.load_state_dict(checkpoint["state_dict"])
+    except (TypeError, ValueError, RuntimeError) as error:  # another model's hyper-parameters or weights
+        raise ValueError(
+            f"{path} is not a lightning-retina checkpoint ({type(error).__name__}: {str(error).splitlines()[0]})"
+        ) from None
     module.loss_weights.update(checkpoint.get("loss_weights", {}))
     return module.to(map_location).eval()
 

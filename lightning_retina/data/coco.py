@@ -32,8 +32,8 @@ def load_coco(ann_file: str | Path) -> COCO:
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             coco = COCO(str(ann_file))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{ann_file}: malformed JSON ({err})") from err
+    except (json.JSONDecodeError, RecursionError) as err:  # RecursionError: absurdly deep nesting
+        raise ValueError(f"{ann_file}: malformed JSON ({type(err).__name__}: {err})") from err
     except (AssertionError, KeyError, TypeError) as err:  # pycocotools' own checks while indexing
         raise ValueError(f"{ann_file}: not a COCO instances file ({type(err).__name__}: {err})") from err
     missing = [k for k in ("images", "annotations", "categories") if k not in coco.dataset]
@@ -59,7 +59,7 @@ def coco_class_names(ann_file: str | Path) -> tuple[str, ...]:
         raise FileNotFoundError(f"COCO annotation file not found: {ann_file}")
     try:
         categories = json.loads(ann_file.read_text())["categories"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+    except (json.JSONDecodeError, RecursionError, KeyError, TypeError) as err:
         raise ValueError(f"{ann_file}: cannot read 'categories' ({type(err).__name__}: {err})") from err
     return tuple(c["name"] for c in _sorted_categories(categories))
 

@@ -106,6 +106,7 @@ class DetectionDataModule(LightningDataModule):
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        root = str(root)  # hyper-parameters hold plain types only, so checkpoints load with weights_only=True
         self.save_hyperparameters()
         self.dataset = dataset
         self.root = Path(root)

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import pytest
@@ -38,13 +37,7 @@ def test_fit_checkpoints_with_alwa_load_weights_only(alwa_run: ALWARun) -> None:
     "root_type",
     [
         str,
-        pytest.param(Path, marks=pytest.mark.xfail(
-            raises=pickle.UnpicklingError,
-            strict=True,
-            reason="DetectionDataModule.save_hyperparameters() stores a Path root as a PosixPath, which "
-            "torch.load(weights_only=True) refuses: neither `detect` nor Lightning's own resume can load such a "
-            "checkpoint; needs `root = str(root)` before save_hyperparameters (see the suite's report)",
-        )),
+        Path,
     ],
 )  # fmt: skip
 def test_checkpoint_of_a_fit_with_the_datamodule_loads_weights_only(tmp_path: Path, root_type: type) -> None:
@@ -95,12 +88,6 @@ def test_detect_refuses_a_pickle_that_runs_code(hostile_checkpoint: tuple[Path, 
     assert not marker.exists()
 
 
-@pytest.mark.xfail(
-    raises=TypeError,
-    strict=True,
-    reason="load_module builds RetinaNetModule(**hyper_parameters) unguarded: another model's checkpoint raises a "
-    "TypeError with a traceback instead of the 'not a lightning-retina checkpoint' error (see the suite's report)",
-)
 def test_detect_refuses_another_models_checkpoint(tmp_path: Path, capsys) -> None:
     path = tmp_path / "other.ckpt"
     torch.save({"state_dict": {"layer.weight": torch.zeros(2, 2)}, "hyper_parameters": {"hidden_size": 8}}, path)
