@@ -50,7 +50,9 @@ def make_anchors(size: int, device: torch.device | str = "cpu") -> tuple[Tensor,
     return anchors, per_level
 
 
-def make_targets(setting: Setting, generator: torch.Generator, device: torch.device | str = "cpu") -> list[dict[str, Tensor]]:
+def make_targets(
+    setting: Setting, generator: torch.Generator, device: torch.device | str = "cpu"
+) -> list[dict[str, Tensor]]:
     """``setting.boxes`` random boxes (16 px to half the image wide) with random labels, per image."""
     targets = []
     for _ in range(setting.batch):
@@ -64,9 +66,14 @@ def make_targets(setting: Setting, generator: torch.Generator, device: torch.dev
 
 
 def make_head_outputs(
-    setting: Setting, num_anchors: int, generator: torch.Generator, device: torch.device | str = "cpu", logit_mean: float = -3.0
+    setting: Setting,
+    num_anchors: int,
+    generator: torch.Generator,
+    device: torch.device | str = "cpu",
+    logit_mean: float = -3.0,
 ) -> dict[str, Tensor]:
-    """Random head outputs: ``cls_logits`` ``[B, A, K]`` ~ N(logit_mean, 1.5²), ``bbox_regression`` ``[B, A, 4]`` ~ N(0, 0.5²)."""
+    """Random head outputs: ``cls_logits`` ``[B, A, K]`` ~ N(logit_mean, 1.5²), ``bbox_regression`` ``[B, A, 4]``
+    ~ N(0, 0.5²)."""
     logits = torch.randn(setting.batch, num_anchors, setting.classes, generator=generator) * 1.5 + logit_mean
     deltas = torch.randn(setting.batch, num_anchors, 4, generator=generator) * 0.5
     return {"cls_logits": logits.to(device), "bbox_regression": deltas.to(device)}

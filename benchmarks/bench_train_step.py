@@ -83,7 +83,8 @@ def make_batches(setting: StepSetting, count: int, seed: int = 0) -> list[tuple[
             wh = 8 + torch.rand(n, 2, generator=g) * (setting.size / 2)
             xy = torch.rand(n, 2, generator=g) * (setting.size - wh)
             images.append(torch.rand(3, setting.size, setting.size, generator=g))
-            targets.append({"boxes": torch.cat([xy, xy + wh], 1), "labels": torch.randint(0, NUM_CLASSES, (n,), generator=g)})
+            labels = torch.randint(0, NUM_CLASSES, (n,), generator=g)
+            targets.append({"boxes": torch.cat([xy, xy + wh], 1), "labels": labels})
         batches.append((images, targets))
     return batches
 
@@ -134,12 +135,14 @@ class Interleave(Callback):
         synchronize(self.device)
         start = time.perf_counter()
         images, targets = self.batches[batch_idx % len(self.batches)]
-        theirs = self.loop.step([i.to(self.device) for i in images], [{k: v.to(self.device) for k, v in t.items()} for t in targets])
+        images = [i.to(self.device) for i in images]
+        theirs = self.loop.step(images, [{k: v.to(self.device) for k, v in t.items()} for t in targets])
         synchronize(self.device)
         self._theirs_since_start = time.perf_counter() - start
         self.theirs.append(self._theirs_since_start)
         if not self.first_losses:
-            self.first_losses = {"ours": {"classification": outputs["loss_cls"], "bbox_regression": outputs["loss_reg"]}, "theirs": theirs}
+            ours = {"classification": outputs["loss_cls"], "bbox_regression": outputs["loss_reg"]}
+            self.first_losses = {"ours": ours, "theirs": theirs}
 
 
 def run_row(row: Row, setting: StepSetting, args: Any) -> dict[str, Any]:
@@ -183,7 +186,8 @@ def run_row(row: Row, setting: StepSetting, args: Any) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> dict[str, list[dict[str, Any]]]:
     args = parse_args(__doc__.splitlines()[0], argv)
     settings = [QUICK_SETTING] if args.quick else FULL_SETTINGS if args.full else [DEFAULT_SETTING]
-    print(f"# Training step, ResNet-18-FPN GN head, {describe_machine(args.device)}; median of {args.repeats}, interleaved\n")
+    machine = describe_machine(args.device)
+    print(f"# Training step, ResNet-18-FPN GN head, {machine}; median of {args.repeats}, interleaved\n")
     rows = [run_row(row, setting, args) for setting in settings for row in make_rows(args.device)]
     print_table(rows)
     return {"speed": rows}

@@ -5,14 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lightning_retina._blocks import block_elements
 from lightning_retina.targets import PaddedTargets
 
 BACKGROUND = -1
 IGNORE = -2
-
-# B·M·a elements of one IoU block (CPU, CUDA): a few float32 blocks fit a 1 MiB L2 cache; on a GPU blocks only
-# bound the memory of the IoU temporaries.
-_BLOCK_ELEMENTS = (1 << 18, 1 << 24)
 
 
 def pairwise_box_iou(boxes: Tensor, anchors: Tensor) -> Tensor:
@@ -87,8 +84,7 @@ class BatchedMatcher:
         invalid = ~targets.valid[..., None]  # [B, M, 1]
         boxes, minus_one = targets.boxes.masked_fill(invalid, 0.0), invalid.to(targets.boxes.dtype)
         anchors = anchors.to(boxes.dtype)
-        block = _BLOCK_ELEMENTS[anchors.device.type == "cuda"]
-        starts = range(0, num_anchors, max(1, block // (batch * num_boxes)))
+        starts = range(0, num_anchors, max(1, block_elements(anchors.device) // (batch * num_boxes)))
 
         def block_iou(start: int) -> Tensor:  # [B, M, a]
             return pairwise_box_iou(boxes, anchors[:, start : start + starts.step]).sub_(minus_one)

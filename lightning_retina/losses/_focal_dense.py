@@ -1,4 +1,4 @@
-"""The dense focal loss of a whole batch as one autograd Function: no one-hot target, no saved temporaries.
+"""The dense focal loss of a whole batch as one autograd Function: no one-hot target, no large temporaries.
 
 For logits ``x`` and ``g(y) = softplus(y) · sigmoid(y)^γ`` the focal loss of a class is ``(1-α) g(x)`` when the
 class is absent (the "negative" term) and ``α g(-x)`` when it is the anchor's true class. The loss of an anchor is
@@ -8,9 +8,10 @@ its negative term summed over all classes plus, at its true class only, ``α g(-
 
 is finite for every γ ≥ 0. The forward pass walks the logits in blocks small enough to stay in the CPU cache and
 computes, from the same ``sigmoid`` and ``softplus`` of each block, both the loss and ``g'`` (into the buffer that
-becomes the gradient). The backward pass only scales that buffer in place by the incoming gradient of each anchor,
-so the whole loss costs one ``[B, A, K]`` tensor (which the gradient needs anyway) and no other temporary of that
-size; without grad mode (validation) only the loss is computed.
+becomes the gradient). The backward pass only scales that buffer in place by the incoming gradient of each anchor
+and writes the positive term's derivative ``-α g'(-x)`` at the true classes, so the whole loss costs one
+``[B, A, K]`` tensor (which the gradient needs anyway) and no other temporary of that size; without grad mode
+(validation) only the loss is computed.
 """
 
 from __future__ import annotations
@@ -19,12 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lightning_retina._blocks import block_elements
 from lightning_retina.losses._dtypes import upcast
-
-# Elements of one block: the few float32 temporaries of a block stay inside a 1 MiB L2 cache on the CPU. On a GPU
-# blocks only bound the temporaries' memory, so they are large.
-_CPU_BLOCK_ELEMENTS = 1 << 18
-_CUDA_BLOCK_ELEMENTS = 1 << 24
 
 
 def _alphas(alpha: float) -> tuple[float, float]:
@@ -51,21 +48,24 @@ def _negative_terms(rows: Tensor, gamma: float, slope_out: Tensor | None) -> Ten
     """``Σ_k g(rows[:, k])`` per row, ``[N]``; writes ``g'(rows)`` into ``slope_out`` (``[N, K]``) when given."""
     num_rows, num_classes = rows.shape
     loss = torch.empty(num_rows, dtype=upcast(rows[:0]).dtype, device=rows.device)
-    block = _CUDA_BLOCK_ELEMENTS if rows.device.type == "cuda" else _CPU_BLOCK_ELEMENTS
-    step = max(1, block // max(num_classes, 1))
+    step = max(1, block_elements(rows.device) // max(num_classes, 1))
     for start in range(0, num_rows, step):
-        stop = start + step
-        torch.sum(_g(rows[start:stop], gamma, None if slope_out is None else slope_out[start:stop]), dim=1, out=loss[start:stop])
+        block = slice(start, start + step)
+        torch.sum(_g(rows[block], gamma, None if slope_out is None else slope_out[block]), dim=1, out=loss[block])
     return loss
 
 
-def _correction(true_logit: Tensor, alpha: float, gamma: float) -> tuple[Tensor, Tensor]:
-    """At each true class: ``α g(-x) - (1-α) g(x)`` (positive minus negative term) and its derivative."""
+def _true_class_terms(true_logit: Tensor, alpha: float, gamma: float) -> tuple[Tensor, Tensor]:
+    """At each true class: the loss correction ``α g(-x) - (1-α) g(x)`` and the derivative ``-α g'(-x)``.
+
+    The correction turns the negative term, already counted for every class, into the positive one. The derivative
+    is the whole derivative of the loss at a true class, which the backward pass writes over the negative one.
+    """
     positive_weight, negative_weight = _alphas(alpha)
     x = upcast(true_logit)
-    slope_pos, slope_neg = torch.empty_like(x), torch.empty_like(x)
-    value = _g(-x, gamma, slope_pos).mul_(positive_weight).sub_(_g(x, gamma, slope_neg), alpha=negative_weight)
-    return value, slope_pos.mul_(-positive_weight).sub_(slope_neg, alpha=negative_weight)
+    slope = torch.empty_like(x)
+    value = _g(-x, gamma, slope).mul_(positive_weight).sub_(_g(x, gamma), alpha=negative_weight)
+    return value, slope.mul_(-positive_weight)
 
 
 class _DenseFocalLoss(torch.autograd.Function):
@@ -76,15 +76,15 @@ class _DenseFocalLoss(torch.autograd.Function):
         slope = torch.empty_like(rows) if ctx.needs_input_grad[0] else None  # becomes the gradient
         loss = _negative_terms(rows, gamma, slope).mul_(_alphas(alpha)[1])
         anchor = torch.div(positive_index, num_classes, rounding_mode="floor")
-        value, correction_slope = _correction(logits.reshape(-1)[positive_index], alpha, gamma)
-        loss.index_add_(0, anchor, value)
-        ctx.save_for_backward(logits, anchor_weight, positive_index)
-        ctx.slope, ctx.correction_slope, ctx.alpha, ctx.gamma = slope, correction_slope, alpha, gamma
+        correction, positive_slope = _true_class_terms(logits.reshape(-1)[positive_index], alpha, gamma)
+        loss.index_add_(0, anchor, correction)
+        ctx.save_for_backward(logits, anchor_weight, positive_index, anchor)
+        ctx.slope, ctx.positive_slope, ctx.alpha, ctx.gamma = slope, positive_slope, alpha, gamma
         return loss.view(anchor_weight.shape).mul_(anchor_weight)
 
     @staticmethod
     def backward(ctx, grad_loss: Tensor) -> tuple[Tensor | None, None, None, None, None]:
-        logits, anchor_weight, positive_index = ctx.saved_tensors
+        logits, anchor_weight, positive_index, anchor = ctx.saved_tensors
         num_classes = logits.shape[-1]
         slope, ctx.slope = ctx.slope, None  # scaled in place into the gradient: hand it over exactly once
         if slope is None:  # a second backward (retain_graph=True): recompute the slope
@@ -92,8 +92,7 @@ class _DenseFocalLoss(torch.autograd.Function):
             _negative_terms(logits.reshape(-1, num_classes), ctx.gamma, slope)
         coef = upcast(grad_loss * anchor_weight).reshape(-1, 1)  # [B·A, 1]
         grad = slope.mul_(coef * _alphas(ctx.alpha)[1])
-        anchor = torch.div(positive_index, num_classes, rounding_mode="floor")
-        grad.view(-1).index_add_(0, positive_index, (ctx.correction_slope * coef.view(-1)[anchor]).to(grad.dtype))
+        grad.view(-1)[positive_index] = (ctx.positive_slope * coef.view(-1)[anchor]).to(grad.dtype)
         return grad.view(logits.shape), None, None, None, None
 
 
