@@ -3,7 +3,7 @@
 from lightning_retina.callbacks import ALWA
 from lightning_retina.data import DetectionDataModule
 from lightning_retina.losses import RetinaNetLoss
-from lightning_retina.metrics import VOCMeanAveragePrecision
+from lightning_retina.metrics import COCOMeanAveragePrecision, VOCMeanAveragePrecision
 from lightning_retina.model import build_retinanet
 from lightning_retina.module import RetinaNetModule
 
@@ -15,6 +15,7 @@ __all__ = [
     "build_retinanet",
     "ALWA",
     "DetectionDataModule",
+    "COCOMeanAveragePrecision",
     "VOCMeanAveragePrecision",
     "__version__",
 ]

@@ -11,14 +11,12 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
-from torchmetrics.detection import MeanAveragePrecision
 from tqdm.auto import tqdm
 from typing_extensions import override
 
 from lightning_retina.callbacks import ALWA, TimeBudgetLR, TrainingHistory
 from lightning_retina.data import DetectionDataModule
-from lightning_retina.evaluation import coco_backend, metric_target
-from lightning_retina.metrics import VOCMeanAveragePrecision
+from lightning_retina.evaluation import build_metric, metric_target
 from lightning_retina.module import RetinaNetModule
 from lightning_retina.precision import fast_precision
 from lightning_retina.viz import draw_detections, save_grid
@@ -183,8 +181,7 @@ def evaluate_and_draw(module: RetinaNetModule, datamodule: DetectionDataModule, 
     """COCO-style mAP (torchmetrics) and VOC AP@0.5 per class on the val split, plus a picture of detections."""
     datamodule.setup("validate")
     module.eval()
-    coco = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=True, backend=coco_backend())
-    voc = VOCMeanAveragePrecision(iou_threshold=0.5)
+    coco, voc = build_metric("coco", class_metrics=True), build_metric("voc")
     drawn = []
     for images, targets in tqdm(datamodule.val_dataloader(), desc="Evaluating", leave=False):
         images = [img.to(module.device) for img in images]

@@ -6,7 +6,8 @@ from importlib.util import find_spec
 
 from torch import Tensor
 from torchmetrics import Metric
-from torchmetrics.detection import MeanAveragePrecision
+
+from lightning_retina.metrics import COCOMeanAveragePrecision, VOCMeanAveragePrecision
 
 METRICS = ("coco", "voc", "voc07")
 
@@ -20,18 +21,19 @@ def build_metric(kind: str, class_metrics: bool = False) -> Metric:
     """A fresh detection metric.
 
     Args:
-        kind: ``"coco"`` (torchmetrics ``MeanAveragePrecision``, AP@[.5:.95]), ``"voc"`` (VOC devkit AP@0.5, area
-            under the interpolated PR curve) or ``"voc07"`` (VOC2007 11-point AP@0.5).
+        kind: ``"coco"`` (:class:`COCOMeanAveragePrecision`: torchmetrics' AP@[.5:.95], DDP-safe with uneven
+            shards), ``"voc"`` (VOC devkit AP@0.5, area under the interpolated PR curve) or ``"voc07"`` (VOC2007
+            11-point AP@0.5).
         class_metrics: also compute per-class AP (COCO: slower).
 
     Raises:
         ValueError: for an unknown kind.
     """
     if kind == "coco":
-        return MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=class_metrics, backend=coco_backend())
+        return COCOMeanAveragePrecision(
+            box_format="xyxy", iou_type="bbox", class_metrics=class_metrics, backend=coco_backend()
+        )
     if kind in ("voc", "voc07"):
-        from lightning_retina.metrics import VOCMeanAveragePrecision
-
         return VOCMeanAveragePrecision(iou_threshold=0.5, use_07_metric=kind == "voc07")
     raise ValueError(f"Unknown metric {kind!r}; expected one of {METRICS} or None")
 

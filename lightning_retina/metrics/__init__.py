@@ -1,5 +1,6 @@
-"""Detection metrics: Pascal VOC mAP (COCO mAP comes from ``torchmetrics.detection.MeanAveragePrecision``)."""
+"""Detection metrics: Pascal VOC mAP, and COCO mAP (torchmetrics) that syncs uneven DDP shards."""
 
+from lightning_retina.metrics.coco import COCOMeanAveragePrecision
 from lightning_retina.metrics.voc import VOCMeanAveragePrecision
 
-__all__ = ["VOCMeanAveragePrecision"]
+__all__ = ["COCOMeanAveragePrecision", "VOCMeanAveragePrecision"]

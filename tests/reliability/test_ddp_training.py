@@ -67,7 +67,7 @@ VALIDATIONS = {
     "voc blind": (BlindOnOddImages, "voc", 5),
     "coco": (RetinaNetModule, "coco", 4),
     "coco blind": (BlindOnOddImages, "coco", 4),
-    "coco uneven": (RetinaNetModule, "coco", 5),  # last: torchmetrics' COCO sync aborts the job today
+    "coco uneven": (RetinaNetModule, "coco", 5),  # last: a sync that aborts the job would hide nothing else
 }
 
 
@@ -209,14 +209,9 @@ def test_skip_nonfinite_is_refused_under_ddp(ddp_run: DDPRun) -> None:
         assert "skip_nonfinite=True needs a single process, got 2" in message
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="torchmetrics' MeanAveragePrecision gathers its per-image list states one tensor at a time, so ranks "
-    "holding 3 and 2 images (the unpadded eval sampler) run different numbers of collectives: gloo aborts, NCCL "
-    "hangs. Needs a metric whose _sync_dist gathers whole lists (see the suite's report)",
-)
 def test_coco_map_with_uneven_shards_equals_one_process(ddp_run: DDPRun) -> None:
+    """Ranks hold 3 and 2 val images: plain torchmetrics gathers its list states tensor by tensor, so the ranks
+    would issue different numbers of collectives (gloo aborts, NCCL hangs); COCOMeanAveragePrecision must not."""
     values = ddp_run.result("coco uneven")
     assert values[0] == values[1] == pytest.approx(one_process_map(ddp_run, RetinaNetModule, "coco", 5), abs=1e-6)
 
