@@ -10,7 +10,7 @@ import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from lightning_retina.data.coco import COCODetection, coco_class_names
 from lightning_retina.data.collate import collate_detection
@@ -40,6 +40,11 @@ class DetectionDataModule(LightningDataModule):
     image is evaluated exactly once over all ranks (Lightning's own sampler would pad with repeated images and
     skew the mAP; lightning #5060, #7929). Ranks may then run one batch more or less than each other.
 
+    The training loader shuffles with a :class:`~torch.utils.data.DistributedSampler` (one replica in a single
+    process, the trainer's world size and rank under DDP) seeded with ``seed``: Lightning calls its ``set_epoch``
+    at the start of every epoch, so epoch ``e`` has the same order whether the run went through it or resumed
+    from a checkpoint at its start (a plain ``shuffle=True`` loader would replay epoch 0's order after a resume).
+
     Args:
         dataset: ``"voc"``, ``"coco"`` or ``"shapes"``.
         root: the data set folder (see above).
@@ -61,7 +66,7 @@ class DetectionDataModule(LightningDataModule):
         photometric: random photometric distortion in training.
         scale_jitter: ``(min_scale, max_scale)`` zoom in/out in training, or ``None``.
         eval_batch_size: images per validation / test / predict batch (default: ``batch_size``).
-        seed: seed of the shapes set and of the single-process training shuffle.
+        seed: seed of the shapes set and of the training shuffle (epoch ``e`` uses ``seed + e``).
 
     Raises:
         ValueError: for an unknown ``dataset`` or ``shapes_format``, or a non-positive batch size.
@@ -217,17 +222,23 @@ class DetectionDataModule(LightningDataModule):
             raise ValueError(f"the {split} data set of {self.dataset!r} in {self.root} has no images")
         hp, train = self.hparams, split == "train"
         workers = hp.num_workers
+        sampler = self._train_sampler(dataset) if train else None if split == "predict" else self._eval_sampler(dataset)
         return DataLoader(
             dataset,
             batch_size=hp.batch_size if train else hp.eval_batch_size or hp.batch_size,
-            shuffle=train,
-            sampler=self._eval_sampler(dataset) if split in ("val", "test") else None,
+            sampler=sampler,
             num_workers=workers,
             collate_fn=collate_detection,
             pin_memory=hp.pin_memory and torch.cuda.is_available(),
             persistent_workers=hp.persistent_workers and workers > 0,
-            generator=torch.Generator().manual_seed(hp.seed) if train else None,
+            generator=torch.Generator().manual_seed(hp.seed) if train else None,  # seeds the workers' RNGs
         )
+
+    def _train_sampler(self, dataset: Dataset) -> DistributedSampler:
+        """The shuffling sampler of the training set, split over the trainer's processes (one when unattached)."""
+        trainer = self.trainer
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        return DistributedSampler(dataset, num_replicas=replicas, rank=rank, shuffle=True, seed=self.hparams.seed)
 
     def _eval_sampler(self, dataset: Dataset) -> UnrepeatedDistributedSampler | None:
         """An unpadded distributed sampler under DDP (each image once over all ranks), else ``None``."""

@@ -96,12 +96,6 @@ class _SeenImages(LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="DetectionDataModule's train loader re-seeds its shuffle generator every time it is built, so a run "
-    "resumed at an epoch boundary replays epoch 0's order; it needs a sampler with set_epoch (see the suite's report)",
-)
 def test_datamodule_shuffle_survives_resume(tmp_path: Path) -> None:
     make_dm = lambda: shapes_datamodule(tmp_path / "shapes", num_train=8, num_val=1)  # noqa: E731
     full = _SeenImages()
