@@ -228,6 +228,33 @@ def test_non_finite_window_is_skipped_with_warning():
     assert all(math.isfinite(w) and 1e-3 <= w <= 1.0 for w in seen_cls(module))
 
 
+class SkipsSomeSteps(ToyDetector):
+    """Returns ``None`` (Lightning skips the step) at the listed global batch indices, else the prescribed losses."""
+
+    def __init__(self, losses, skipped):
+        super().__init__(losses)
+        self.skipped = skipped
+
+    def training_step(self, batch, batch_idx):
+        if self.current_epoch * self.batches_per_epoch + batch_idx in self.skipped:
+            self.seen_weights.append(dict(self.loss_weights))
+            return None
+        return super().training_step(batch, batch_idx)
+
+
+def test_skipped_steps_do_not_count_toward_the_interval():
+    """Steps 1 and 6 are skipped: the windows are the recorded steps (0, 2, 3, 4) and (5, 7, 8, 9), each of
+    `interval` values, as if the skipped steps had never happened."""
+    skipped = {1, 6}
+    module = SkipsSomeSteps({"loss_cls": [CLS], "loss_reg": [REG]}, skipped)
+    trainer = fit(module, ALWA(interval=4))
+    kept = [step for step in range(len(CLS)) if step not in skipped]
+    expected, _, _ = official_alwa([[CLS[s] for s in kept]], [[REG[s] for s in kept]], window=4)
+    assert trainer.global_step == len(CLS)  # Lightning still counted the skipped steps
+    assert [seen_cls(module)[s] for s in kept] == pytest.approx(expected, rel=1e-6)
+    assert len(set(expected)) == 3  # both windows changed the weight
+
+
 def test_resume_mid_window_matches_uninterrupted_run(tmp_path):
     losses = {"loss_cls": [CLS], "loss_reg": [REG]}
     make_alwa = lambda: ALWA(interval=4, record="raw")  # noqa: E731  raw: the restored window changes window 2
@@ -247,7 +274,7 @@ def test_resume_mid_window_matches_uninterrupted_run(tmp_path):
     assert alwa.weights == {"loss_cls": full.loss_weights["loss_cls"]}
 
     state = torch.load(ckpt, weights_only=True)["callbacks"][alwa.state_key]
-    assert state["last_update_step"] == 4
+    assert (state["window_steps"], state["recorded_at"]) == (2, 6)
     assert state["histories"]["loss_cls"].tolist() == pytest.approx(CLS[4:6])
     assert state["weights"]["loss_cls"] == pytest.approx(seen_cls(full)[4])
 
@@ -265,7 +292,7 @@ def test_pickle_roundtrip_keeps_state():
     assert clone.state_key == alwa.state_key
     assert clone.weights == alwa.weights
     state, clone_state = alwa.state_dict(), clone.state_dict()
-    assert clone_state["last_update_step"] == state["last_update_step"] == 4
+    assert clone_state["window_steps"] == state["window_steps"] == 2
     assert torch.equal(clone_state["histories"]["loss_cls"], state["histories"]["loss_cls"])
 
 

@@ -43,7 +43,9 @@ class ALWA(Callback):
     fall (with ``record="weighted"`` the window already carries the old weight).
 
     Beyond the official code: the window is pooled over all DDP ranks, so every rank holds the same weights;
-    ``interval`` counts optimizer steps (every micro-batch of gradient accumulation is recorded); ``w_cls`` stays
+    ``interval`` counts optimizer steps with recorded losses (every micro-batch of gradient accumulation is
+    recorded; a step skipped by returning ``None`` from ``training_step`` records nothing and is not counted, so
+    every window holds ``interval`` steps); ``w_cls`` stays
     in ``[min_weight, 1]`` and a window with non-finite statistics is dropped with a warning; the state is saved in
     checkpoints and a resumed run continues as an uninterrupted one. Under DDP a checkpoint holds rank 0's part of
     the unfinished window; after a multi-process resume only rank 0 keeps it, so that window is pooled from fewer
@@ -125,8 +127,10 @@ class ALWA(Callback):
     def _reset(self, weights: dict[str, float]) -> None:
         self._weights = weights
         self._history: dict[str, list[Tensor]] = {key: [] for key in self._keys}
-        # global step of the last update; None until training starts or a checkpoint sets it
-        self._last_update_step: int | None = None
+        # optimizer steps with recorded losses since the last update, and the global step of the last record
+        # (None until training starts or a checkpoint sets it)
+        self._window_steps = 0
+        self._recorded_at: int | None = None
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -150,8 +154,8 @@ class ALWA(Callback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # runs after a checkpoint (callback state and global step) has been restored
         pl_module.loss_weights.update(self._weights)
-        if self._last_update_step is None:
-            self._last_update_step = trainer.global_step
+        if self._recorded_at is None:
+            self._recorded_at = trainer.global_step
         if trainer.global_rank != 0:
             # a restored window is rank 0's; keep it once in the pooled statistics
             self._history = {key: [] for key in self._keys}
@@ -161,9 +165,12 @@ class ALWA(Callback):
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING or not outputs:
-            return  # an empty `outputs` is a skipped step
+            return  # an empty `outputs` is a skipped step: it records nothing and does not count
         self._record(outputs, pl_module.loss_weights)
-        if trainer.global_step - self._last_update_step >= self.interval:
+        if trainer.global_step != self._recorded_at:  # this batch ended an optimizer step
+            self._window_steps += 1
+            self._recorded_at = trainer.global_step
+        if self._window_steps >= self.interval:
             self._update(trainer, pl_module)
         if self._log:
             for cls_key, _ in self.groups:
@@ -205,14 +212,15 @@ class ALWA(Callback):
                 pl_module.log(f"alwa/{cls_key}_stat", stat_cls, prog_bar=False, batch_size=1)
                 pl_module.log(f"alwa/{reg_key}_stat", stat_reg, prog_bar=False, batch_size=1)
         self._history = {key: [] for key in self._keys}
-        self._last_update_step = trainer.global_step
+        self._window_steps = 0
 
     @override
     def state_dict(self) -> dict[str, Any]:
         return {
             "weights": dict(self._weights),
             "histories": {key: _stack_cpu(values) for key, values in self._history.items()},
-            "last_update_step": self._last_update_step,
+            "window_steps": self._window_steps,
+            "recorded_at": self._recorded_at,
         }
 
     @override
@@ -220,7 +228,8 @@ class ALWA(Callback):
         self._weights.update({key: float(w) for key, w in state_dict.get("weights", {}).items()})
         histories = state_dict.get("histories", {})
         self._history = {key: list(torch.as_tensor(histories.get(key, [])).unbind()) for key in self._keys}
-        self._last_update_step = state_dict.get("last_update_step")
+        self._window_steps = int(state_dict.get("window_steps", 0))
+        self._recorded_at = state_dict.get("recorded_at")
 
 
 def _validate_groups(groups: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
