@@ -116,8 +116,8 @@ BOMB = """<?xml version="1.0"?>
 """
 
 XML_CASES = {
-    "malformed": ("<annotation><object><name>dog</name>", "malformed"),
-    "entity bomb": (BOMB, "forbidden"),
+    "malformed": ("<annotation><object><name>dog</name>", "malformed or forbidden XML \\(ParseError"),
+    "entity bomb": (BOMB, "malformed or forbidden XML \\(EntitiesForbidden"),
     "unknown class": (voc_xml(_replace_object(sample_voc_images()[0], VOCObject("unicorn", (1, 1, 5, 5)))),
                       r"object 1: class 'unicorn'"),
     "x2 < x1": (voc_xml(_replace_object(sample_voc_images()[0], VOCObject("dog", (30, 1, 10, 5)))),
