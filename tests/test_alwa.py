@@ -255,6 +255,15 @@ def test_skipped_steps_do_not_count_toward_the_interval():
     assert len(set(expected)) == 3  # both windows changed the weight
 
 
+def test_start_step_opens_the_first_window_late():
+    """start_step=2: steps 0 and 1 are not recorded; the windows are steps 2-5 and 6-9 of the official rule."""
+    module = ToyDetector({"loss_cls": [CLS], "loss_reg": [REG]})
+    fit(module, ALWA(interval=4, start_step=2))
+    expected, _, _ = official_alwa([CLS[2:]], [REG[2:]], window=4)
+    assert seen_cls(module) == pytest.approx([1.0, 1.0] + expected, rel=1e-6)
+    assert len(set(expected)) == 3  # both windows changed the weight
+
+
 def test_resume_mid_window_matches_uninterrupted_run(tmp_path):
     losses = {"loss_cls": [CLS], "loss_reg": [REG]}
     make_alwa = lambda: ALWA(interval=4, record="raw")  # noqa: E731  raw: the restored window changes window 2
@@ -308,6 +317,7 @@ def test_pickle_roundtrip_keeps_state():
         ({"record": "both"}, "`record` can be weighted, raw, got 'both'"),
         ({"min_weight": 0.0}, "`min_weight` must be in \\(0, 1\\], got 0.0"),
         ({"min_weight": 1.5}, "`min_weight` must be in \\(0, 1\\], got 1.5"),
+        ({"start_step": -1}, "`start_step` must be an int >= 0, got -1"),
         ({"groups": []}, "`groups` must be a non-empty"),
         ({"groups": ["ab"]}, "pair of names, got 'ab'"),
         ({"groups": [("a", "b", "c")]}, "pair of names, got \\('a', 'b', 'c'\\)"),

@@ -61,6 +61,10 @@ class ALWA(Callback):
         min_weight: lower bound of a classification weight, in ``(0, 1]``.
         log: log ``alwa/<cls_key>_weight`` every step and ``alwa/<cls_key>_stat``, ``alwa/<reg_key>_stat`` at each
             update with ``pl_module.log``.
+        start_step: optimizer steps that pass before the first window opens (the weights keep their start values
+            until then). ``0`` (default) is the official rule. From a random initialisation the losses of the first
+            steps fall because of the initialisation, not because of the balance of the tasks, and that first
+            window can fix ``w_cls`` for the whole run; starting after the lr warm-up avoids it.
 
     Raises:
         MisconfigurationException:
@@ -93,6 +97,7 @@ class ALWA(Callback):
         groups: Sequence[tuple[str, str]] = (("loss_cls", "loss_reg"),),
         min_weight: float = 1e-3,
         log: bool = True,
+        start_step: int = 0,
     ) -> None:
         super().__init__()
         if isinstance(interval, bool) or not isinstance(interval, int) or interval < 2:
@@ -103,11 +108,14 @@ class ALWA(Callback):
             raise MisconfigurationException(f"`record` can be {', '.join(RECORDS)}, got {record!r}")
         if not 0.0 < min_weight <= 1.0:
             raise MisconfigurationException(f"`min_weight` must be in (0, 1], got {min_weight!r}")
+        if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 0:
+            raise MisconfigurationException(f"`start_step` must be an int >= 0, got {start_step!r}")
         self.interval = interval
         self.statistic = statistic
         self.record = record
         self.groups = _validate_groups(groups)
         self.min_weight = float(min_weight)
+        self.start_step = start_step
         self._log = log  # not `self.log`: Lightning sets `callback.log = pl_module.log` in fit
         self._keys = [key for group in self.groups for key in group]
         self._reset({cls_key: 1.0 for cls_key, _ in self.groups})
@@ -131,6 +139,7 @@ class ALWA(Callback):
         # (None until training starts or a checkpoint sets it)
         self._window_steps = 0
         self._recorded_at: int | None = None
+        self._in_window = True
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -161,17 +170,23 @@ class ALWA(Callback):
             self._history = {key: [] for key in self._keys}
 
     @override
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        # global_step is the index of the optimizer step this batch contributes to (accumulation included)
+        self._in_window = trainer.global_step >= self.start_step
+
+    @override
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING or not outputs:
             return  # an empty `outputs` is a skipped step: it records nothing and does not count
-        self._record(outputs, pl_module.loss_weights)
-        if trainer.global_step != self._recorded_at:  # this batch ended an optimizer step
-            self._window_steps += 1
-            self._recorded_at = trainer.global_step
-        if self._window_steps >= self.interval:
-            self._update(trainer, pl_module)
+        if self._in_window:
+            self._record(outputs, pl_module.loss_weights)
+            if trainer.global_step != self._recorded_at:  # this batch ended an optimizer step
+                self._window_steps += 1
+                self._recorded_at = trainer.global_step
+            if self._window_steps >= self.interval:
+                self._update(trainer, pl_module)
         if self._log:
             for cls_key, _ in self.groups:
                 pl_module.log(f"alwa/{cls_key}_weight", self._weights[cls_key], prog_bar=False, batch_size=1)
