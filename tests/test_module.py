@@ -29,11 +29,27 @@ def _module(**kwargs) -> RetinaNetModule:
         ({"backbone": "vgg16"}, "Unknown backbone 'vgg16'"),
         ({"metric": "f1"}, "Unknown metric 'f1'"),
         ({"loss_weights": {"loss_box": 1.0}}, "Unknown loss_weights keys \\['loss_box'\\]"),
+        ({"fpn_channels": 100, "head_norm": "group"}, "fpn_channels must be positive .* got 100"),
+        ({"trainable_backbone_layers": 6}, "trainable_backbone_layers must be in 0..5, got 6"),
     ],
 )
 def test_bad_constructor_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         _module(**kwargs)
+
+
+@pytest.mark.parametrize(("trainable", "frozen_prefixes"), [(5, ()), (3, ("conv1", "bn1", "layer1")), (0, ("",))])  # "" prefixes every name
+def test_fpn_channels_and_trainable_stages(trainable, frozen_prefixes):
+    """The FPN outputs and every head conv have ``fpn_channels``; the frozen stages are torchvision's."""
+    module = _module(fpn_channels=64, trainable_backbone_layers=trainable)
+    features = module.model.backbone(torch.zeros(1, 3, SIZE, SIZE))
+    assert [f.shape[1] for f in features.values()] == [64] * 5
+    assert [f.shape[-1] for f in features.values()] == [SIZE // 2**level for level in range(3, 8)]
+    head_convs = [m for m in module.model.head.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(conv.in_channels == 64 for conv in head_convs)
+    frozen = {name for name, p in module.model.backbone.body.named_parameters() if not p.requires_grad}
+    expected = {name for name, _ in module.model.backbone.body.named_parameters() if name.startswith(frozen_prefixes)}
+    assert frozen == expected
 
 
 def test_public_attributes():
