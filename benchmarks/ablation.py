@@ -68,8 +68,8 @@ class Recipe:
 
 RECIPES = {
     "small": Recipe(DemoConfig(max_minutes=5.0)),
-    "full": Recipe(DemoConfig(num_train=4000, num_val=500, image_size=512, input_size=512, num_workers=8,
-                              max_minutes=10.0)),
+    "full": Recipe(DemoConfig(num_train=4000, num_val=500, image_size=512, input_size=512, fpn_channels=256,
+                              num_workers=8, max_minutes=10.0)),
     "smoke": Recipe(DemoConfig(num_train=8, num_val=4, image_size=64, input_size=64, batch_size=4, num_workers=0,
                                max_minutes=1.0), max_steps=1),
 }  # fmt: skip
@@ -145,7 +145,7 @@ def train_and_evaluate(setting: Setting, seed: int, recipe: Recipe, datamodule: 
     callbacks: list[Callback] = [history]
     statistic = ALWA_STATISTICS[setting.alwa]
     if statistic is not None:
-        callbacks.append(ALWA(interval=config.alwa_interval, statistic=statistic))
+        callbacks.append(ALWA(interval=config.alwa_interval, statistic=statistic, start_step=config.alwa_start_step))
     trainer = build_demo_trainer(config, callbacks, max_steps=recipe.max_steps, **_QUIET_TRAINER)
     precision = trainer.precision
     train_loader = datamodule.train_dataloader()
@@ -269,8 +269,8 @@ Machine: {machine}; training precision {precision}.
 Recipe: the demo's ResNet-18-FPN RetinaNet from scratch (GroupNorm head, AdamW lr {c.lr:g}, cosine lr over the
 budget); {budget} per run; batch {c.batch_size}; {c.input_size}-px input; shapes data set of {c.num_train} train and
 {c.num_val} val images of {c.image_size} px (VOC layout, generated once with seed {DATA_SEED}); ALWA interval
-{c.alwa_interval}; balanced_bce with α = {BALANCED_BCE_ALPHA:g} (Lin et al. 2017, Table 1a), focal with the module's
-α and γ; seeds {", ".join(map(str, seeds))}.
+{c.alwa_interval}, first window after step {c.alwa_start_step}; balanced_bce with α = {BALANCED_BCE_ALPHA:g} (Lin et al.
+2017, Table 1a), focal with the module's α and γ; seeds {", ".join(map(str, seeds))}.
 
 mAP is COCO mAP@[.5:.95], mAP@0.5 its IoU-0.5 value (torchmetrics `MeanAveragePrecision`, val split, float32),
 mean ± sample std over the seeds. A difference from the group's baseline smaller than twice the larger of the two

@@ -35,10 +35,12 @@ class DemoConfig:
     num_train: int = 1500
     num_val: int = 200
     image_size: int = 256
-    input_size: int = 160
+    input_size: int = 192
+    fpn_channels: int = 128
     batch_size: int = 16
     lr: float = 2e-3
     alwa_interval: int = 50
+    alwa_start_step: int = 200
     num_workers: int = 1
     seed: int = 0
     accelerator: str = "auto"
@@ -84,13 +86,15 @@ def build_demo_module(config: DemoConfig, class_names: list[str], **overrides: A
         class_names: the data set's classes.
         overrides: any other :class:`RetinaNetModule` argument (e.g. ``cls_loss``, ``reg_loss``, ``metric``).
     """
-    # Shapes are 12-120 px on 256-px images: anchors of 8..128 px (x 2^0, 2^1/3, 2^2/3) at 160-px input cover them.
+    # Shapes are 12-120 px on 256-px images: anchors of 8..128 px (x 2^0, 2^1/3, 2^2/3) at 160-px input cover them;
+    # other input sizes scale them.
     anchors = tuple(round(s * config.input_size / 160) for s in (8, 16, 32, 64, 128))
     hparams: dict[str, Any] = dict(
         num_classes=len(class_names),
         class_names=class_names,
         backbone="resnet18",
         head_norm="group",
+        fpn_channels=config.fpn_channels,
         anchor_sizes=anchors,
         min_size=config.input_size,
         max_size=config.input_size,
@@ -146,7 +150,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     interrupt = _CheckpointOnInterrupt(out / "interrupted.ckpt")
     callbacks: list[Callback] = [history, interrupt]
     if config.alwa:
-        callbacks.append(ALWA(interval=config.alwa_interval))
+        callbacks.append(ALWA(interval=config.alwa_interval, start_step=config.alwa_start_step))
     trainer = build_demo_trainer(config, callbacks)
     precision = trainer.precision
     print(f"Training ResNet-18-FPN RetinaNet from scratch for {config.max_minutes:g} min "
