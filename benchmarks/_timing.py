@@ -84,6 +84,28 @@ def time_interleaved(
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def versus_torchvision_row(
+    label: str, run: Callable[[str], Any], check: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    """One table row: ``run("ours")`` against ``run("torchvision")`` timed interleaved, with the parity verdict.
+
+    Args:
+        label: the setting, first column.
+        run: does one unit of work of the named implementation.
+        check: the parity verdict (see :func:`parity`).
+        args: the parsed benchmark options (``repeats``, ``warmup``, ``device``).
+    """
+    fns = {name: (lambda name=name: run(name)) for name in ("ours", "torchvision")}
+    times = time_interleaved(fns, args.repeats, args.warmup, args.device)
+    return {
+        "setting": label,
+        "torchvision ms": ms(times["torchvision"]),
+        "ours ms": ms(times["ours"]),
+        "ratio (tv/ours)": round(times["torchvision"] / times["ours"], 2),
+        "parity": check,
+    }
+
+
 def reset_peak_rss() -> bool:
     """Reset the process's peak RSS (``VmHWM``) to its current RSS; ``False`` where the kernel does not allow it."""
     try:

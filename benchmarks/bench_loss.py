@@ -25,13 +25,12 @@ from torch import Tensor
 from benchmarks._inputs import Setting, make_anchors, make_head_outputs, make_targets
 from benchmarks._timing import (
     describe_machine,
-    ms,
     parity,
     parse_args,
     peak_memory_in_subprocess,
     peak_memory_of,
     print_table,
-    time_interleaved,
+    versus_torchvision_row,
 )
 from lightning_retina.losses import RetinaNetLoss
 from lightning_retina.model import build_retinanet
@@ -94,19 +93,7 @@ def time_settings(settings: Sequence[Setting], args: Any) -> list[dict[str, Any]
     rows = []
     for setting in settings:
         case = LossCase(setting, args.device)
-        check = case.check_parity()
-        times = time_interleaved(
-            {name: (lambda name=name: case.run(name)) for name in IMPLEMENTATIONS}, args.repeats, args.warmup, args.device
-        )
-        rows.append(
-            {
-                "setting": setting.label(),
-                "torchvision ms": ms(times["torchvision"]),
-                "ours ms": ms(times["ours"]),
-                "ratio (tv/ours)": round(times["torchvision"] / times["ours"], 2),
-                "parity": check,
-            }
-        )
+        rows.append(versus_torchvision_row(setting.label(), case.run, case.check_parity(), args))
         del case
     return rows
 

@@ -22,13 +22,12 @@ import torch
 from torch import Tensor
 
 from benchmarks._inputs import Setting, make_anchors, make_head_outputs
-from benchmarks._timing import describe_machine, ms, parity, parse_args, print_table, time_interleaved
+from benchmarks._timing import describe_machine, parity, parse_args, print_table, versus_torchvision_row
 from lightning_retina.model import build_retinanet
 from lightning_retina.postprocess import postprocess_detections
 
 DEFAULT_SETTINGS = [Setting(2, 512, 20, 0), Setting(8, 512, 20, 0), Setting(8, 512, 80, 0), Setting(16, 800, 80, 0)]
 QUICK_SETTINGS = [Setting(2, 128, 5, 0)]
-IMPLEMENTATIONS = ("ours", "torchvision")
 
 
 def full_settings() -> list[Setting]:
@@ -93,19 +92,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[dict[str, Any]]]:
     rows = []
     for setting in settings:
         case = PostprocessCase(setting, args.device)
-        check = case.check_parity()
-        times = time_interleaved(
-            {name: (lambda name=name: case.run(name)) for name in IMPLEMENTATIONS}, args.repeats, args.warmup, args.device
-        )
-        rows.append(
-            {
-                "setting": f"B={setting.batch} {setting.size}px K={setting.classes}",
-                "torchvision ms": ms(times["torchvision"]),
-                "ours ms": ms(times["ours"]),
-                "ratio (tv/ours)": round(times["torchvision"] / times["ours"], 2),
-                "parity": check,
-            }
-        )
+        label = f"B={setting.batch} {setting.size}px K={setting.classes}"
+        rows.append(versus_torchvision_row(label, case.run, case.check_parity(), args))
     print_table(rows)
     return {"speed": rows}
 
