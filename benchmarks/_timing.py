@@ -21,7 +21,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def parse_args(
     description: str, argv: Sequence[str] | None, add: Callable[[argparse.ArgumentParser], None] | None = None
 ) -> argparse.Namespace:
-    """The options of every benchmark: ``--device``, ``--quick``, ``--full``, ``--repeats``, ``--warmup``, ``--threads``.
+    """The options of every benchmark: ``--device``, ``--quick``, ``--full``, ``--repeats``, ``--warmup`` and
+    ``--threads``.
 
     ``--quick`` is a 1-repeat smoke run on tiny inputs (used by the test suite); ``--full`` runs every setting of
     the issue instead of the default subset that fits a 2-core CPU.

@@ -52,7 +52,11 @@ class StepSetting(NamedTuple):
 
 
 DEFAULT_SETTING = StepSetting(8, 256, (16, 32, 64, 128, 256))
-FULL_SETTINGS = [DEFAULT_SETTING, StepSetting(2, 512, (32, 64, 128, 256, 512)), StepSetting(8, 512, (32, 64, 128, 256, 512))]
+FULL_SETTINGS = [
+    DEFAULT_SETTING,
+    StepSetting(2, 512, (32, 64, 128, 256, 512)),
+    StepSetting(8, 512, (32, 64, 128, 256, 512)),
+]
 QUICK_SETTING = StepSetting(2, 64, (8, 16, 32, 64, 128))
 
 

@@ -58,7 +58,9 @@ def _random_batch(size: int = 128, n: int = 4):
     g = torch.Generator().manual_seed(0)
     images = [torch.rand(3, size, size, generator=g) for _ in range(n)]
     xy = torch.rand(n, 2, generator=g) * size / 2
-    targets = [{"boxes": torch.cat([p, p + size / 3]).reshape(1, 4), "labels": torch.tensor([i % 3])} for i, p in enumerate(xy)]
+    targets = [
+        {"boxes": torch.cat([p, p + size / 3]).reshape(1, 4), "labels": torch.tensor([i % 3])} for i, p in enumerate(xy)
+    ]
     return images, targets
 
 

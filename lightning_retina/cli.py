@@ -15,7 +15,10 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
 class RetinaNetCLI(LightningCLI):
-    """LightningCLI for :class:`RetinaNetModule` + :class:`DetectionDataModule`, ``num_classes`` linked from the data."""
+    """LightningCLI for :class:`RetinaNetModule` + :class:`DetectionDataModule`.
+
+    ``num_classes`` and ``class_names`` of the model are linked from the data module.
+    """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")

@@ -181,7 +181,9 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def evaluate_and_draw(module: RetinaNetModule, datamodule: DetectionDataModule, picture: Path, num_drawn: int = 8) -> dict[str, Any]:
+def evaluate_and_draw(
+    module: RetinaNetModule, datamodule: DetectionDataModule, picture: Path, num_drawn: int = 8
+) -> dict[str, Any]:
     """COCO-style mAP (torchmetrics) and VOC AP@0.5 per class on the val split, plus a picture of detections."""
     datamodule.setup("validate")
     module.eval()
@@ -202,7 +204,9 @@ def evaluate_and_draw(module: RetinaNetModule, datamodule: DetectionDataModule, 
     names = module.class_names
     metrics: dict[str, Any] = {k: float(v) for k, v in results.items() if v.numel() == 1 and k != "classes"}
     metrics["map_per_class"] = {names[int(c)]: float(a) for c, a in zip(results["classes"], results["map_per_class"])}
-    metrics["ap50_per_class_voc"] = {names[int(c)]: float(a) for c, a in zip(voc_results["classes"], voc_results["map_per_class"])}
+    metrics["ap50_per_class_voc"] = {
+        names[int(c)]: float(a) for c, a in zip(voc_results["classes"], voc_results["map_per_class"])
+    }
     metrics["map_50_voc"] = float(voc_results["map"])
     return metrics
 

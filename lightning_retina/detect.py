@@ -29,7 +29,9 @@ def load_module(path: str | Path, map_location: str | torch.device = "cpu") -> R
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
-        raise ValueError(f"{path} is not a checkpoint that can be loaded safely ({type(error).__name__}: {error})") from None
+        raise ValueError(
+            f"{path} is not a checkpoint that can be loaded safely ({type(error).__name__}: {error})"
+        ) from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
         raise ValueError(f"{path} is not a lightning-retina checkpoint (no 'state_dict' / 'hyper_parameters')")
     try:
@@ -61,7 +63,11 @@ def read_image(path: str | Path) -> torch.Tensor:
 
 @torch.no_grad()
 def run_detect(
-    ckpt: str | Path, images: Sequence[str | Path], out: str | Path = "detections", score_thresh: float = 0.3, device: str = "cpu"
+    ckpt: str | Path,
+    images: Sequence[str | Path],
+    out: str | Path = "detections",
+    score_thresh: float = 0.3,
+    device: str = "cpu",
 ) -> int:
     """Detect objects in each image, write ``<out>/<name>.png`` and print one JSON line per image.
 
@@ -80,14 +86,21 @@ def run_detect(
         (detections,) = module([image.to(device)])
         keep = detections["scores"] >= score_thresh
         drawn = save_image(
-            draw_detections(image, detections, module.class_names, score_thresh=score_thresh), Path(out) / f"{Path(path).stem}.png"
+            draw_detections(image, detections, module.class_names, score_thresh=score_thresh),
+            Path(out) / f"{Path(path).stem}.png",
         )
         record = {
             "image": str(path),
             "output": str(drawn),
             "detections": [
-                {"label": module.class_names[int(lab)], "score": round(float(s), 4), "box": [round(float(c), 1) for c in box]}
-                for box, s, lab in zip(detections["boxes"][keep], detections["scores"][keep], detections["labels"][keep])
+                {
+                    "label": module.class_names[int(lab)],
+                    "score": round(float(s), 4),
+                    "box": [round(float(c), 1) for c in box],
+                }
+                for box, s, lab in zip(
+                    detections["boxes"][keep], detections["scores"][keep], detections["labels"][keep]
+                )
             ],
         }
         print(json.dumps(record))

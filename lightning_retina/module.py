@@ -199,8 +199,12 @@ class RetinaNetModule(LightningModule):
         head_outputs = self.model.head(features)
         # Anchors only need the grid shapes; make them in float32 whatever the autocast dtype of the features.
         shape_only = [f.new_empty((0, 0, *f.shape[-2:]), dtype=torch.float32) for f in features]
-        anchors = self.model.anchor_generator(ImageList(image_list.tensors[:1], image_list.image_sizes[:1]), shape_only)[0]
-        per_level = [f.shape[-2] * f.shape[-1] * self.model.anchor_generator.num_anchors_per_location()[0] for f in features]
+        anchors = self.model.anchor_generator(
+            ImageList(image_list.tensors[:1], image_list.image_sizes[:1]), shape_only
+        )[0]
+        per_level = [
+            f.shape[-2] * f.shape[-1] * self.model.anchor_generator.num_anchors_per_location()[0] for f in features
+        ]
         return HeadOutputs(head_outputs, anchors.expand(len(images), -1, -1), per_level, image_list, resized)
 
     def forward(self, images: Sequence[Tensor]) -> list[dict[str, Tensor]]:
@@ -320,7 +324,9 @@ class RetinaNetModule(LightningModule):
         self.log_dict(scalars, prog_bar=False, sync_dist=True)
 
     def predict_step(self, batch: Batch | Sequence[Tensor], batch_idx: int) -> list[dict[str, Tensor]]:
-        images = batch[0] if isinstance(batch, tuple) and len(batch) == 2 and not isinstance(batch[0], Tensor) else batch
+        images = (
+            batch[0] if isinstance(batch, tuple) and len(batch) == 2 and not isinstance(batch[0], Tensor) else batch
+        )
         return self(images)
 
     # ---------------------------------------------------------------------------------------- optimisation
@@ -338,7 +344,10 @@ class RetinaNetModule(LightningModule):
             gamma=hp.lr_gamma,
             total_steps=total,
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": LambdaLR(optimizer, schedule), "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": LambdaLR(optimizer, schedule), "interval": "step"},
+        }
 
     # ---------------------------------------------------------------------------------------- checkpointing
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -48,7 +48,10 @@ def draw_detections(
         canvas = draw_bounding_boxes(
             canvas,
             detections["boxes"][keep].cpu().float(),
-            labels=[f"{class_names[int(i)]} {float(s):.2f}" for i, s in zip(detections["labels"][keep], detections["scores"][keep])],
+            labels=[
+                f"{class_names[int(i)]} {float(s):.2f}"
+                for i, s in zip(detections["labels"][keep], detections["scores"][keep])
+            ],
             colors=PRED_COLOR,
             width=2,
         )

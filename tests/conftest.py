@@ -7,7 +7,12 @@ import torch
 
 
 def random_targets(
-    num_images: int, size: int, num_classes: int, max_boxes: int, generator: torch.Generator, empty: tuple[int, ...] = ()
+    num_images: int,
+    size: int,
+    num_classes: int,
+    max_boxes: int,
+    generator: torch.Generator,
+    empty: tuple[int, ...] = (),
 ) -> list[dict[str, torch.Tensor]]:
     """Random valid boxes (xyxy, at least 4 px wide) and labels; images listed in ``empty`` get no boxes."""
     targets = []

@@ -99,8 +99,9 @@ def test_detect_prints_json_and_writes_images(demo_out, tmp_path, capsys):
     image = next((demo_out.parent / "data" / "VOCdevkit" / "VOC2007" / "JPEGImages").glob("*.jpg"))
     not_an_image = tmp_path / "notes.txt"
     not_an_image.write_text("hello")
-    argv = ["detect", "--ckpt", str(demo_out / "model.ckpt"), str(image), str(not_an_image), str(tmp_path / "missing.jpg"),
-            "--out", str(tmp_path / "drawn"), "--score-thresh", "0.0"]  # fmt: skip
+    inputs = [str(image), str(not_an_image), str(tmp_path / "missing.jpg")]
+    argv = ["detect", "--ckpt", str(demo_out / "model.ckpt"), *inputs, "--out", str(tmp_path / "drawn"),
+            "--score-thresh", "0.0"]  # fmt: skip
     assert main(argv) == 1  # two of three inputs are bad
     captured = capsys.readouterr()
     (line,) = captured.out.strip().splitlines()

@@ -39,8 +39,8 @@ def _cocoeval(preds, targets) -> np.ndarray:
         images.append({"id": image_id, "width": 300, "height": 300})
         for box, label, crowd in zip(t["boxes"].tolist(), t["labels"].tolist(), t["iscrowd"].tolist()):
             w, h = box[2] - box[0], box[3] - box[1]
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": label, "iscrowd": int(crowd),
-                                "bbox": [box[0], box[1], w, h], "area": w * h})  # fmt: skip
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": label,
+                                "iscrowd": int(crowd), "bbox": [box[0], box[1], w, h], "area": w * h})  # fmt: skip
         for box, label, score in zip(p["boxes"].tolist(), p["labels"].tolist(), p["scores"].tolist()):
             results.append({"image_id": image_id, "category_id": label, "score": score,
                             "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]]})  # fmt: skip

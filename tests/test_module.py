@@ -11,11 +11,14 @@ from lightning_retina import RetinaNetModule
 from tests.conftest import random_targets
 
 SIZE = 128
+QUIET = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
 
 
 def _module(**kwargs) -> RetinaNetModule:
     torch.manual_seed(0)
-    defaults = dict(num_classes=3, backbone="resnet18", min_size=SIZE, max_size=SIZE, anchor_sizes=(8, 16, 32, 64, 128), metric=None)
+    defaults = dict(
+        num_classes=3, backbone="resnet18", min_size=SIZE, max_size=SIZE, anchor_sizes=(8, 16, 32, 64, 128), metric=None
+    )
     return RetinaNetModule(**{**defaults, **kwargs})
 
 
@@ -38,7 +41,8 @@ def test_bad_constructor_arguments_raise(kwargs, match):
         _module(**kwargs)
 
 
-@pytest.mark.parametrize(("trainable", "frozen_prefixes"), [(5, ()), (3, ("conv1", "bn1", "layer1")), (0, ("",))])  # "" prefixes every name
+# "" is a prefix of every parameter name: nothing trainable
+@pytest.mark.parametrize(("trainable", "frozen_prefixes"), [(5, ()), (3, ("conv1", "bn1", "layer1")), (0, ("",))])
 def test_fpn_channels_and_trainable_stages(trainable, frozen_prefixes):
     """The FPN outputs and every head conv have ``fpn_channels``; the frozen stages are torchvision's."""
     module = _module(fpn_channels=64, trainable_backbone_layers=trainable)
@@ -131,7 +135,7 @@ def test_training_step_follows_weighted_loss_contract(generator):
     module = _module(loss_weights={"loss_cls": 0.5})
     keep = _KeepOutputs()
     loader = DataLoader(_Boxes(2, generator), batch_size=2, collate_fn=_collate)
-    trainer = Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, callbacks=[keep])
+    trainer = Trainer(max_steps=1, callbacks=[keep], **QUIET)
     trainer.fit(module, loader)
     (out,) = keep.outputs
     assert set(out) == {"loss", "loss_cls", "loss_reg"}
@@ -145,8 +149,10 @@ def test_nonfinite_loss_stops_with_step_and_components(generator):
     with torch.no_grad():
         module.model.head.classification_head.cls_logits.bias.fill_(float("nan"))
     loader = DataLoader(_Boxes(2, generator), batch_size=2, collate_fn=_collate)
-    trainer = Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    with pytest.raises(FloatingPointError, match=r"at global step 0 \(batch 0\): loss_cls=nan, loss_reg=.*loss_weights="):
+    trainer = Trainer(max_steps=2, **QUIET)
+    with pytest.raises(
+        FloatingPointError, match=r"at global step 0 \(batch 0\): loss_cls=nan, loss_reg=.*loss_weights="
+    ):
         trainer.fit(module, loader)
 
 
@@ -155,23 +161,27 @@ def test_skip_nonfinite_skips_and_counts(generator):
     with torch.no_grad():
         module.model.head.classification_head.cls_logits.bias.fill_(float("nan"))
     loader = DataLoader(_Boxes(2, generator), batch_size=1, collate_fn=_collate)
-    trainer = Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = Trainer(max_epochs=1, **QUIET)
     before = {k: v.clone() for k, v in module.state_dict().items() if v.is_floating_point()}
     with pytest.warns(RuntimeWarning, match="skipping the step"):
         trainer.fit(module, loader)
     assert module.skipped_steps == 2
     assert trainer.logged_metrics["train/skipped_steps"] == 2
     after = module.state_dict()
-    unchanged = (torch.allclose(after[k], v, rtol=0, atol=0, equal_nan=True) for k, v in before.items() if "running" not in k)
+    unchanged = (
+        torch.allclose(after[k], v, rtol=0, atol=0, equal_nan=True) for k, v in before.items() if "running" not in k
+    )
     assert all(unchanged), "a skipped step changed weights"
 
 
 def test_tiny_model_overfits_four_images(generator):
     """ResNet-18, 128 px, 3 classes: 4 images are memorised to loss_cls < 0.1."""
     torch.set_num_threads(2)
-    module = _module(head_norm="group", optimizer="adamw", lr=1e-3, weight_decay=0.0, warmup_steps=5, lr_schedule="constant")
+    module = _module(
+        head_norm="group", optimizer="adamw", lr=1e-3, weight_decay=0.0, warmup_steps=5, lr_schedule="constant"
+    )
     loader = DataLoader(_Boxes(4, generator), batch_size=4, collate_fn=_collate)
-    trainer = Trainer(max_steps=80, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = Trainer(max_steps=80, **QUIET)
     trainer.fit(module, loader)
     module.train()
     images, targets = next(iter(loader))
@@ -181,5 +191,7 @@ def test_tiny_model_overfits_four_images(generator):
     module.eval()
     with torch.no_grad():
         detections = module(images)
-    hits = sum(set(d["labels"][d["scores"] > 0.5].tolist()) >= set(t["labels"].tolist()) for d, t in zip(detections, targets))
+    hits = sum(
+        set(d["labels"][d["scores"] > 0.5].tolist()) >= set(t["labels"].tolist()) for d, t in zip(detections, targets)
+    )
     assert hits >= 3

@@ -90,7 +90,9 @@ def test_batch_normalization_divides_by_total_foreground(generator):
     batch = module.loss_fn(out.head_outputs, out.anchors, out.targets)
     module.loss_fn.normalization = "per_image"
     per_image_sums = [
-        module.loss_fn({k: v[i : i + 1] for k, v in out.head_outputs.items()}, out.anchors[i : i + 1], out.targets[i : i + 1])
+        module.loss_fn(
+            {k: v[i : i + 1] for k, v in out.head_outputs.items()}, out.anchors[i : i + 1], out.targets[i : i + 1]
+        )
         for i in range(len(images))
     ]
     for key in ("loss_cls", "loss_reg"):

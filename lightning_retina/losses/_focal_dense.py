@@ -70,7 +70,9 @@ def _true_class_terms(true_logit: Tensor, alpha: float, gamma: float) -> tuple[T
 
 class _DenseFocalLoss(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, logits: Tensor, anchor_weight: Tensor, positive_index: Tensor, alpha: float, gamma: float) -> Tensor:
+    def forward(
+        ctx, logits: Tensor, anchor_weight: Tensor, positive_index: Tensor, alpha: float, gamma: float
+    ) -> Tensor:
         num_classes = logits.shape[-1]
         rows = logits.reshape(-1, num_classes)
         slope = torch.empty_like(rows) if ctx.needs_input_grad[0] else None  # becomes the gradient

@@ -93,7 +93,9 @@ def sigmoid_focal_loss(
         tensor([2.3026])
     """
     if logits.shape != targets.shape:
-        raise ValueError(f"logits and targets must have the same shape, got {tuple(logits.shape)} and {tuple(targets.shape)}")
+        raise ValueError(
+            f"logits and targets must have the same shape, got {tuple(logits.shape)} and {tuple(targets.shape)}"
+        )
     logits = _upcast(logits)
     targets = targets.to(logits.dtype)
     p = torch.sigmoid(logits)

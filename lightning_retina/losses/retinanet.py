@@ -113,7 +113,10 @@ class RetinaNetLoss(nn.Module):
             fg_gt = matched[fg_image, fg_anchor]  # [P], index into the image's boxes
             cls_per_image = self._classification(logits, matched, fg_image, fg_anchor, padded.labels[fg_image, fg_gt])
             reg_per_image = self._regression(deltas, anchors, fg_image, fg_anchor, padded.boxes[fg_image, fg_gt])
-            return {"loss_cls": self._normalize(cls_per_image, num_fg), "loss_reg": self._normalize(reg_per_image, num_fg)}
+            return {
+                "loss_cls": self._normalize(cls_per_image, num_fg),
+                "loss_reg": self._normalize(reg_per_image, num_fg),
+            }
 
     def _classification(
         self, logits: Tensor, matched: Tensor, fg_image: Tensor, fg_anchor: Tensor, fg_labels: Tensor
@@ -137,7 +140,9 @@ class RetinaNetLoss(nn.Module):
             per_box = _DECODED_BOX_LOSSES[self.reg_loss](self.box_coder.decode_single(pred, fg_anchors), fg_gt)
         else:
             target = self.box_coder.encode_single(fg_gt, fg_anchors)
-            per_box = l1_loss(pred, target) if self.reg_loss == "l1" else smooth_l1_loss(pred, target, self.smooth_l1_beta)
+            per_box = (
+                l1_loss(pred, target) if self.reg_loss == "l1" else smooth_l1_loss(pred, target, self.smooth_l1_beta)
+            )
         per_image = deltas.new_zeros(deltas.shape[0]).index_add(0, fg_image, per_box)
         return per_image + 0.0 * deltas.sum()  # keep the graph connected when there is no foreground
 

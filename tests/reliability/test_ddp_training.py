@@ -186,7 +186,10 @@ def test_alwa_weights_identical_and_pooled_over_ranks(ddp_run: DDPRun) -> None:
 
 @pytest.mark.parametrize(
     ("name", "cls", "metric", "num_val"),
-    [("fit", RetinaNetModule, "voc", 5), *[(name, *spec) for name, spec in VALIDATIONS.items() if "uneven" not in name]],
+    [
+        ("fit", RetinaNetModule, "voc", 5),
+        *[(name, *spec) for name, spec in VALIDATIONS.items() if "uneven" not in name],
+    ],
 )
 def test_validation_map_equals_one_process(ddp_run: DDPRun, name: str, cls, metric: str, num_val: int) -> None:
     values = ddp_run.result(name)

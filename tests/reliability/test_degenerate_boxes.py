@@ -163,4 +163,6 @@ def test_float16_gradient_saturates_where_float32_exceeds_its_range(name: str) -
         grads[dtype] = torch.cat([boxes1.grad, boxes2.grad])
     limit = torch.finfo(torch.float16).max
     assert grads[torch.float32].abs().max() > limit
-    torch.testing.assert_close(grads[torch.float16].float(), grads[torch.float32].clamp(-limit, limit), rtol=1e-3, atol=0)
+    torch.testing.assert_close(
+        grads[torch.float16].float(), grads[torch.float32].clamp(-limit, limit), rtol=1e-3, atol=0
+    )
