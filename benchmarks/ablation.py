@@ -5,11 +5,15 @@ where fast) from scratch for the same wall-clock budget on the same data set, th
 on the val split. Results are kept per run, so a restart skips the finished runs.
 
     python benchmarks/ablation.py --out ablation_out [--minutes 5] [--seeds 0 1] [--only cls|reg]
-        [--extra-reg giou diou] [--scale small|full] [--smoke]
+        [--extra-reg giou diou] [--alwa-step0 smooth_l1 ...] [--scale small|full] [--smoke]
 
 Writes ``OUT/runs/<setting>-seed<k>.json`` (metrics, step count and per-step history of each run),
 ``OUT/ablation.md`` (mean ± std over seeds and the comparison with each group's baseline) and ``OUT/ablation.png``
 (loss curves with and without ALWA for smooth-L1, and the ALWA weight).
+
+The ALWA runs open their first window at the demo's ``alwa_start_step`` (200): from scratch, the official rule's
+first window (step 0) sees the classification loss collapse and fixes a low weight. ``--alwa-step0`` adds, for the
+named box losses, an ALWA_2 run with the official first window, to show that effect.
 """
 
 from __future__ import annotations
@@ -46,11 +50,28 @@ from lightning_retina.precision import fast_precision
 CLS_LOSSES = ("bce", "balanced_bce", "focal")
 BOX_LOSSES = ("l1", "smooth_l1", "ciou")
 EXTRA_BOX_LOSSES = tuple(loss for loss in REG_LOSSES if loss not in BOX_LOSSES)
-ALWA_STATISTICS = {"none": None, "alwa1": "mean+std", "alwa2": "std"}  # the paper's ALWA_1 and ALWA_2
-ALWA_LABELS = {"none": "none", "alwa1": "ALWA_1 (mean+std)", "alwa2": "ALWA_2 (std)"}
 # α of the α-balanced CE: the best value for CE in Lin et al. 2017, Table 1a (31.1 AP); focal keeps α = 0.25.
 BALANCED_BCE_ALPHA = 0.75
 DATA_SEED = 0  # one data set for every run; the run seed drives initialisation, shuffling and augmentation
+
+
+@dataclass(frozen=True)
+class AlwaVariant:
+    """How a run uses ALWA: its table label, the statistic (``None``: no ALWA) and the step of its first window
+    (``None``: the recipe's ``alwa_start_step``)."""
+
+    label: str
+    statistic: str | None = None
+    start_step: int | None = None
+
+
+ALWA_VARIANTS = {
+    "none": AlwaVariant("none"),
+    "alwa1": AlwaVariant("ALWA_1 (mean+std)", "mean+std"),  # the paper's ALWA_1 and ALWA_2
+    "alwa2": AlwaVariant("ALWA_2 (std)", "std"),
+    "alwa2_step0": AlwaVariant("ALWA_2 (std), first window at step 0", "std", start_step=0),  # the official rule
+}
+BOX_LOSS_VARIANTS = ("none", "alwa1", "alwa2")  # every box loss; --alwa-step0 adds "alwa2_step0"
 
 
 @dataclass(frozen=True)
@@ -77,7 +98,7 @@ RECIPES = {
 
 @dataclass(frozen=True)
 class Setting:
-    """One trained configuration: classification loss, box loss and ALWA variant (a key of ``ALWA_STATISTICS``)."""
+    """One trained configuration: classification loss, box loss and ALWA variant (a key of ``ALWA_VARIANTS``)."""
 
     cls_loss: str
     reg_loss: str
@@ -97,8 +118,11 @@ class Group:
     baseline: Setting
 
 
-def build_groups(only: str | None, extra_reg: Sequence[str], smoke: bool) -> list[Group]:
-    """The ablation's groups: classification losses (smooth-L1, no ALWA) and, per box loss, ALWA none/1/2.
+def build_groups(
+    only: str | None, extra_reg: Sequence[str], smoke: bool, alwa_step0: Sequence[str] = ()
+) -> list[Group]:
+    """The ablation's groups: classification losses (smooth-L1, no ALWA) and, per box loss, ALWA none/1/2
+    (and ALWA_2 with its first window at step 0 for the box losses in ``alwa_step0``).
 
     ``focal-smooth_l1-none`` is both the classification baseline and the smooth-L1 baseline (trained once).
     The smoke groups hold two settings: ``focal-smooth_l1-none`` and ``focal-smooth_l1-alwa2``.
@@ -112,7 +136,8 @@ def build_groups(only: str | None, extra_reg: Sequence[str], smoke: bool) -> lis
         groups.append(Group("classification loss", tuple(Setting(c, "smooth_l1") for c in CLS_LOSSES), baseline))
     if only in (None, "reg"):
         for reg in (*BOX_LOSSES, *extra_reg):
-            settings = tuple(Setting("focal", reg, alwa) for alwa in ALWA_STATISTICS)
+            variants = (*BOX_LOSS_VARIANTS, "alwa2_step0") if reg in alwa_step0 else BOX_LOSS_VARIANTS
+            settings = tuple(Setting("focal", reg, alwa) for alwa in variants)
             groups.append(Group(f"box loss {reg}", settings, settings[0]))
     return groups
 
@@ -143,9 +168,9 @@ def train_and_evaluate(setting: Setting, seed: int, recipe: Recipe, datamodule: 
     module = build_demo_module(config, list(datamodule.class_names), **overrides)
     history = TrainingHistory()
     callbacks: list[Callback] = [history]
-    statistic = ALWA_STATISTICS[setting.alwa]
-    if statistic is not None:
-        callbacks.append(ALWA(interval=config.alwa_interval, statistic=statistic, start_step=config.alwa_start_step))
+    alwa = alwa_callback(setting, config)
+    if alwa is not None:
+        callbacks.append(alwa)
     trainer = build_demo_trainer(config, callbacks, max_steps=recipe.max_steps, **_QUIET_TRAINER)
     precision = trainer.precision
     train_loader = datamodule.train_dataloader()
@@ -165,6 +190,16 @@ def train_and_evaluate(setting: Setting, seed: int, recipe: Recipe, datamodule: 
         "loss_weights": dict(module.loss_weights),
         "history": history.rows,
     }
+
+
+def alwa_callback(setting: Setting, config: DemoConfig) -> ALWA | None:
+    """The ALWA callback of a setting (``None`` without ALWA): the config's interval, the variant's statistic, and
+    the variant's first-window step or else the config's."""
+    variant = ALWA_VARIANTS[setting.alwa]
+    if variant.statistic is None:
+        return None
+    start_step = config.alwa_start_step if variant.start_step is None else variant.start_step
+    return ALWA(interval=config.alwa_interval, statistic=variant.statistic, start_step=start_step)
 
 
 def run_path(out: Path, setting: Setting, seed: int) -> Path:
@@ -246,7 +281,7 @@ def format_table(groups: Sequence[Group], results: dict[tuple[str, int], dict[st
                 compare([r[k] for r in runs], [r[k] for r in base]) for k in ("map", "map_50")
             ]  # fmt: skip
             cells = [
-                group.title, setting.cls_loss, setting.reg_loss, ALWA_LABELS[setting.alwa],
+                group.title, setting.cls_loss, setting.reg_loss, ALWA_VARIANTS[setting.alwa].label,
                 f"{statistics.fmean(r['steps'] for r in runs):.0f}",
                 _cell([r["map"] for r in runs]), _cell([r["map_50"] for r in runs]), *versus,
             ]  # fmt: skip
@@ -269,8 +304,8 @@ Machine: {machine}; training precision {precision}.
 Recipe: the demo's ResNet-18-FPN RetinaNet from scratch (GroupNorm head, AdamW lr {c.lr:g}, cosine lr over the
 budget); {budget} per run; batch {c.batch_size}; {c.input_size}-px input; shapes data set of {c.num_train} train and
 {c.num_val} val images of {c.image_size} px (VOC layout, generated once with seed {DATA_SEED}); ALWA interval
-{c.alwa_interval}, first window after step {c.alwa_start_step}; balanced_bce with α = {BALANCED_BCE_ALPHA:g} (Lin et al.
-2017, Table 1a), focal with the module's α and γ; seeds {", ".join(map(str, seeds))}.
+{c.alwa_interval}, first window after step {c.alwa_start_step}; balanced_bce with α = {BALANCED_BCE_ALPHA:g}
+(Lin et al. 2017, Table 1a), focal with the module's α and γ; seeds {", ".join(map(str, seeds))}.
 
 mAP is COCO mAP@[.5:.95], mAP@0.5 its IoU-0.5 value (torchmetrics `MeanAveragePrecision`, val split, float32),
 mean ± sample std over the seeds. A difference from the group's baseline smaller than twice the larger of the two
@@ -285,7 +320,7 @@ def plot_alwa_curves(histories: dict[str, list[dict[str, float]]], path: Path, t
     """``ablation.png``: per-step raw ``loss_cls`` and ``loss_reg`` of each ALWA variant, and the ALWA weight.
 
     Args:
-        histories: ALWA variant (key of ``ALWA_STATISTICS``) → :attr:`TrainingHistory.rows` of its run.
+        histories: ALWA variant (key of ``ALWA_VARIANTS``) → :attr:`TrainingHistory.rows` of its run.
         path: the PNG to write.
         title: figure title.
         smooth: trailing moving-average window (steps) of the loss curves.
@@ -299,8 +334,8 @@ def plot_alwa_curves(histories: dict[str, list[dict[str, float]]], path: Path, t
     for alwa, rows in histories.items():
         steps = [r["step"] for r in rows]
         for ax, key in zip(axes, ("loss_cls", "loss_reg")):
-            ax.plot(steps, _trailing_mean([r[key] for r in rows], smooth), label=ALWA_LABELS[alwa])
-        axes[2].plot(steps, [r["w_loss_cls"] for r in rows], label=ALWA_LABELS[alwa])
+            ax.plot(steps, _trailing_mean([r[key] for r in rows], smooth), label=ALWA_VARIANTS[alwa].label)
+        axes[2].plot(steps, [r["w_loss_cls"] for r in rows], label=ALWA_VARIANTS[alwa].label)
     for ax, label in zip(axes, ("loss_cls (raw)", "loss_reg (raw)", "classification weight")):
         ax.set_ylabel(label)
         ax.legend()
@@ -331,12 +366,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--only", choices=("cls", "reg"), default=None, help="run one half of the ablation")
     parser.add_argument("--extra-reg", nargs="+", choices=EXTRA_BOX_LOSSES, default=[], help="more box losses")
+    parser.add_argument("--alwa-step0", nargs="+", choices=REG_LOSSES, default=[],
+                        help="box losses that also get a run of ALWA_2 with its first window at step 0")  # fmt: skip
     parser.add_argument("--scale", choices=("small", "full"), default="small", help="full: 512-px images, for a GPU")
     parser.add_argument("--accelerator", default="auto", help="Lightning accelerator (cpu, gpu, auto)")
     parser.add_argument("--smoke", action="store_true", help="1 step per run, tiny data, first seed, 2 settings")
     args = parser.parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds must be distinct, got {args.seeds}")
+    not_run = [reg for reg in args.alwa_step0 if reg not in (*BOX_LOSSES, *args.extra_reg) or args.only == "cls"]
+    if not_run:
+        parser.error(f"--alwa-step0 names box losses this ablation does not run: {not_run}")
     if args.minutes is not None and args.minutes <= 0:
         parser.error(f"--minutes must be > 0, got {args.minutes}")
     return args
@@ -350,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = replace(recipe.config, accelerator=args.accelerator, data_dir=str(args.out / "data"), max_minutes=minutes)
     recipe = replace(recipe, config=config)
     seeds = args.seeds[:1] if args.smoke else args.seeds
-    groups = build_groups(args.only, args.extra_reg, args.smoke)
+    groups = build_groups(args.only, args.extra_reg, args.smoke, args.alwa_step0)
     settings = list(dict.fromkeys(s for g in groups for s in g.settings))
     record = recipe_record(recipe)
 
@@ -374,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  recipe, seeds, precision)  # fmt: skip
     print(f"wrote {args.out / 'ablation.md'}")
     curves = {}
-    for alwa in ALWA_STATISTICS:
+    for alwa in ALWA_VARIANTS:
         key = (Setting("focal", "smooth_l1", alwa).name, seeds[0])
         if key in results:
             curves[alwa] = results[key]["history"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.ablation import compare, main, mean_std
+from benchmarks.ablation import RECIPES, Setting, alwa_callback, build_groups, compare, main, mean_std
 
 SMOKE_RUNS = ("focal-smooth_l1-alwa2-seed0.json", "focal-smooth_l1-none-seed0.json")
 
@@ -80,6 +80,35 @@ def test_results_of_another_recipe_are_not_mixed_in(smoke_out):
     # the full ablation's smooth-L1 baseline has the smoke run's name but not its recipe
     with pytest.raises(ValueError, match="focal-smooth_l1-none-seed0.json"):
         main(["--out", str(smoke_out), "--only", "reg", "--seeds", "0"])
+
+
+def test_alwa_variants_build_their_callback():
+    config = RECIPES["small"].config
+    assert config.alwa_start_step > 0
+    assert alwa_callback(Setting("focal", "l1", "none"), config) is None
+    expected = {"alwa1": ("mean+std", config.alwa_start_step), "alwa2": ("std", config.alwa_start_step),
+                "alwa2_step0": ("std", 0)}  # fmt: skip
+    for variant, (statistic, start_step) in expected.items():
+        callback = alwa_callback(Setting("focal", "ciou", variant), config)
+        assert (callback.statistic, callback.start_step) == (statistic, start_step)
+        assert callback.interval == config.alwa_interval
+
+
+def test_alwa_step0_adds_one_setting_to_the_named_box_losses():
+    groups = {g.title: [s.alwa for s in g.settings] for g in build_groups("reg", (), False, ("smooth_l1",))}
+    assert groups == {
+        "box loss l1": ["none", "alwa1", "alwa2"],
+        "box loss smooth_l1": ["none", "alwa1", "alwa2", "alwa2_step0"],
+        "box loss ciou": ["none", "alwa1", "alwa2"],
+    }
+
+
+@pytest.mark.parametrize("argv", [["--alwa-step0", "giou"], ["--only", "cls", "--alwa-step0", "l1"]])
+def test_alwa_step0_of_a_box_loss_not_run_is_a_usage_error(argv, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(tmp_path), *argv])
+    assert exit_info.value.code == 2
+    assert "--alwa-step0 names box losses this ablation does not run" in capsys.readouterr().err
 
 
 def test_mean_std_is_the_sample_std():
