@@ -111,6 +111,13 @@ def test_alwa_step0_of_a_box_loss_not_run_is_a_usage_error(argv, tmp_path, capsy
     assert "--alwa-step0 names box losses this ablation does not run" in capsys.readouterr().err
 
 
+def test_bad_fpn_channels_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(tmp_path), "--fpn-channels", "0"])
+    assert exit_info.value.code == 2
+    assert "--fpn-channels must be > 0, got 0" in capsys.readouterr().err
+
+
 def test_mean_std_is_the_sample_std():
     values = [0.31, 0.35, 0.28]
     assert mean_std(values) == pytest.approx((np.mean(values), np.std(values, ddof=1)))
