@@ -11,9 +11,9 @@ Writes ``OUT/runs/<setting>-seed<k>.json`` (metrics, step count and per-step his
 ``OUT/ablation.md`` (mean ± std over seeds and the comparison with each group's baseline) and ``OUT/ablation.png``
 (loss curves with and without ALWA for smooth-L1, and the ALWA weight).
 
-The ALWA runs open their first window at the demo's ``alwa_start_step`` (200): from scratch, the official rule's
-first window (step 0) sees the classification loss collapse and fixes a low weight. ``--alwa-step0`` adds, for the
-named box losses, an ALWA_2 run with the official first window, to show that effect.
+The ALWA runs open their first window at the demo's ``alwa_start_step`` (200), a precaution against the from-scratch
+transient of the first window. ``--alwa-step0`` adds, for the named box losses, an ALWA_2 run with the official first
+window (step 0), to measure whether that precaution matters.
 """
 
 from __future__ import annotations
@@ -303,10 +303,11 @@ Command: `{command}`
 Machine: {machine}; training precision {precision}.
 
 Recipe: the demo's ResNet-18-FPN RetinaNet from scratch (GroupNorm head, {c.fpn_channels} FPN/head channels, AdamW
-lr {c.lr:g}, cosine lr over the budget); {budget} per run; batch {c.batch_size}; {c.input_size}-px input; shapes data set of {c.num_train} train and
-{c.num_val} val images of {c.image_size} px (VOC layout, generated once with seed {DATA_SEED}); ALWA interval
-{c.alwa_interval}, first window after step {c.alwa_start_step}; balanced_bce with α = {BALANCED_BCE_ALPHA:g}
-(Lin et al. 2017, Table 1a), focal with the module's α and γ; seeds {", ".join(map(str, seeds))}.
+lr {c.lr:g}, cosine lr over the budget); {budget} per run; batch {c.batch_size}; {c.input_size}-px input; shapes
+data set of {c.num_train} train and {c.num_val} val images of {c.image_size} px (VOC layout, generated once with
+seed {DATA_SEED}); ALWA interval {c.alwa_interval}, first window after step {c.alwa_start_step}; balanced_bce with
+α = {BALANCED_BCE_ALPHA:g} (Lin et al. 2017, Table 1a), focal with the module's α and γ; seeds
+{", ".join(map(str, seeds))}.
 
 mAP is COCO mAP@[.5:.95], mAP@0.5 its IoU-0.5 value (torchmetrics `MeanAveragePrecision`, val split, float32),
 mean ± sample std over the seeds. A difference from the group's baseline smaller than twice the larger of the two
@@ -376,7 +377,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds must be distinct, got {args.seeds}")
-    not_run = [reg for reg in args.alwa_step0 if reg not in (*BOX_LOSSES, *args.extra_reg) or args.only == "cls"]
+    box_losses_run = () if args.only == "cls" else (*BOX_LOSSES, *args.extra_reg)
+    not_run = [reg for reg in args.alwa_step0 if reg not in box_losses_run]
     if not_run:
         parser.error(f"--alwa-step0 names box losses this ablation does not run: {not_run}")
     if args.fpn_channels is not None and args.fpn_channels <= 0:
@@ -390,10 +392,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run (or resume) the ablation and write the table and the plot; returns the exit code."""
     args = parse_args(argv)
     recipe = RECIPES["smoke" if args.smoke else args.scale]
-    minutes = args.minutes if args.minutes is not None and not args.smoke else recipe.minutes
-    config = replace(recipe.config, accelerator=args.accelerator, data_dir=str(args.out / "data"), max_minutes=minutes)
-    if args.fpn_channels is not None and not args.smoke:
-        config = replace(config, fpn_channels=args.fpn_channels)
+    options = {} if args.smoke else {"max_minutes": args.minutes, "fpn_channels": args.fpn_channels}  # smoke: fixed
+    overrides = {key: value for key, value in options.items() if value is not None}
+    config = replace(recipe.config, accelerator=args.accelerator, data_dir=str(args.out / "data"), **overrides)
     recipe = replace(recipe, config=config)
     seeds = args.seeds[:1] if args.smoke else args.seeds
     groups = build_groups(args.only, args.extra_reg, args.smoke, args.alwa_step0)
