@@ -9,7 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.ablation import RECIPES, Setting, alwa_callback, build_groups, compare, main, mean_std
+from benchmarks.ablation import (
+    RECIPES,
+    Setting,
+    alwa_callback,
+    build_groups,
+    compare,
+    lowest_cls_weight,
+    main,
+    mean_std,
+)
 
 SMOKE_RUNS = ("focal-smooth_l1-alwa2-seed0.json", "focal-smooth_l1-none-seed0.json")
 
@@ -59,6 +68,9 @@ def test_table_has_a_row_per_setting_with_the_saved_metrics(smoke_out):
         mean_map, mean_map_50 = header.index("mAP"), header.index("mAP@0.5")
         assert row[mean_map] == f"{saved['map']:.3f} ± n/a"  # one seed: no std
         assert row[mean_map_50] == f"{saved['map_50']:.3f} ± n/a"
+        assert row[header.index("mAP@0.5 per seed")] == f"{saved['map_50']:.3f}"
+        lowest_weight = row[header.index("lowest w_cls per seed")]
+        assert lowest_weight == ("–" if alwa == "none" else "1.000")  # one step: ALWA's first window never closed
         assert row[-2:] == (["baseline"] * 2 if alwa == "none" else ["n/a (1 seed)"] * 2)
 
 
@@ -140,3 +152,9 @@ def test_mean_std_is_the_sample_std():
 )
 def test_compare_reports_no_difference_below_twice_the_larger_std(values, baseline, expected):
     assert compare(values, baseline) == expected
+
+
+def testlowest_cls_weight_is_the_minimum_alwa_set_in_each_run():
+    acted = {"history": [{"w_loss_cls": w} for w in (1.0, 0.6, 0.85)]}  # lowered at one window, raised again
+    never = {"history": [{"w_loss_cls": 1.0}] * 3}
+    assert lowest_cls_weight([acted, never]) == "0.600 / 1.000"
