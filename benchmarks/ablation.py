@@ -2,9 +2,12 @@
 
 Every run trains the demo's ResNet-18-FPN RetinaNet (GroupNorm head, AdamW, cosine lr over the time budget, bf16
 where fast) from scratch for the same wall-clock budget on the same data set, then evaluates COCO mAP and mAP@0.5
-on the val split. Results are kept per run, so a restart skips the finished runs.
+on the val split. Results are kept per run, so a restart skips the finished runs. ``--steps N`` gives every run N
+optimizer steps instead, with a cosine lr over the steps: the lr then no longer depends on the wall clock, so a seed's
+run repeats exactly (two runs of the same 5-minute training differed by up to 0.078 mAP@0.5).
 
-    python benchmarks/ablation.py --out ablation_out [--minutes 5] [--fpn-channels 64] [--seeds 0 1] [--only cls|reg]
+    python benchmarks/ablation.py --out ablation_out [--minutes 5 | --steps 450] [--fpn-channels 64] [--seeds 0 1]
+        [--only cls|reg]
         [--extra-reg giou diou] [--alwa-step0 smooth_l1 ...] [--scale small|full] [--smoke]
 
 Writes ``OUT/runs/<setting>-seed<k>.json`` (metrics, step count and per-step history of each run),
@@ -43,7 +46,13 @@ from tqdm.auto import tqdm
 from benchmarks._timing import describe_machine
 from lightning_retina.callbacks import ALWA, TrainingHistory
 from lightning_retina.data import DetectionDataModule
-from lightning_retina.demo import DemoConfig, build_demo_datamodule, build_demo_module, build_demo_trainer
+from lightning_retina.demo import (
+    STEP_BUDGET_SCHEDULE,
+    DemoConfig,
+    build_demo_datamodule,
+    build_demo_module,
+    build_demo_trainer,
+)
 from lightning_retina.losses.retinanet import REG_LOSSES
 from lightning_retina.precision import fast_precision
 
@@ -77,7 +86,7 @@ BOX_LOSS_VARIANTS = ("none", "alwa1", "alwa2")  # every box loss; --alwa-step0 a
 @dataclass(frozen=True)
 class Recipe:
     """Data and model size of one ``--scale`` (``smoke`` is ``--smoke``): a demo config (its ``max_minutes`` is
-    the training budget of each run) and, in smoke mode, a step budget instead."""
+    the training budget of each run) or, with ``max_steps`` (``--steps``, smoke mode), a step budget instead."""
 
     config: DemoConfig
     max_steps: int | None = None
@@ -154,7 +163,7 @@ def train_and_evaluate(setting: Setting, seed: int, recipe: Recipe, datamodule: 
     Args:
         setting: losses and ALWA variant.
         seed: seed of initialisation, shuffling and augmentation.
-        recipe: budget (``minutes``, or ``max_steps`` in smoke mode) and demo config.
+        recipe: budget (``minutes``, or ``max_steps`` with its step lr schedule) and demo config.
         datamodule: the shapes data module, prepared and set up for ``"fit"``.
 
     Returns:
@@ -166,6 +175,8 @@ def train_and_evaluate(setting: Setting, seed: int, recipe: Recipe, datamodule: 
     overrides: dict[str, Any] = {"cls_loss": setting.cls_loss, "reg_loss": setting.reg_loss, "metric": "coco"}
     if setting.cls_loss == "balanced_bce":
         overrides["focal_alpha"] = BALANCED_BCE_ALPHA
+    if recipe.max_steps:
+        overrides.update(STEP_BUDGET_SCHEDULE)
     module = build_demo_module(config, list(datamodule.class_names), **overrides)
     history = TrainingHistory()
     callbacks: list[Callback] = [history]
@@ -384,7 +395,10 @@ def _trailing_mean(values: Sequence[float], window: int) -> np.ndarray:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="output folder (data, runs, ablation.md, ablation.png)")
-    parser.add_argument("--minutes", type=float, default=None, help="budget per run (default: 5 small, 10 full)")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, default=None, help="budget per run (default: 5 small, 10 full)")
+    budget.add_argument("--steps", type=int, default=None,
+                        help="a step budget per run instead (cosine lr over the steps: a seed's run repeats exactly)")
     parser.add_argument("--fpn-channels", type=int, default=None, help="FPN/head width (default: 64 small, 256 full)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--only", choices=("cls", "reg"), default=None, help="run one half of the ablation")
@@ -393,7 +407,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="box losses that also get a run of ALWA_2 with its first window at step 0")  # fmt: skip
     parser.add_argument("--scale", choices=("small", "full"), default="small", help="full: 512-px images, for a GPU")
     parser.add_argument("--accelerator", default="auto", help="Lightning accelerator (cpu, gpu, auto)")
-    parser.add_argument("--smoke", action="store_true", help="1 step per run, tiny data, first seed, 2 settings")
+    parser.add_argument("--smoke", action="store_true",
+                        help="1 step per run (or --steps), tiny data, first seed, 2 settings")
     args = parser.parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds must be distinct, got {args.seeds}")
@@ -405,6 +420,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--fpn-channels must be > 0, got {args.fpn_channels}")
     if args.minutes is not None and args.minutes <= 0:
         parser.error(f"--minutes must be > 0, got {args.minutes}")
+    if args.steps is not None and args.steps <= 0:
+        parser.error(f"--steps must be > 0, got {args.steps}")
     return args
 
 
@@ -415,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = {} if args.smoke else {"max_minutes": args.minutes, "fpn_channels": args.fpn_channels}  # smoke: fixed
     overrides = {key: value for key, value in options.items() if value is not None}
     config = replace(recipe.config, accelerator=args.accelerator, data_dir=str(args.out / "data"), **overrides)
-    recipe = replace(recipe, config=config)
+    recipe = replace(recipe, config=config, max_steps=args.steps or recipe.max_steps)
     seeds = args.seeds[:1] if args.smoke else args.seeds
     groups = build_groups(args.only, args.extra_reg, args.smoke, args.alwa_step0)
     settings = list(dict.fromkeys(s for g in groups for s in g.settings))

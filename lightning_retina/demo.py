@@ -61,6 +61,8 @@ class _CheckpointOnInterrupt(Callback):
 
 
 WARMUP_STEPS = 50
+# The module's own schedule for a step budget: the same linear warm-up as TimeBudgetLR's, then a cosine over the steps.
+STEP_BUDGET_SCHEDULE = {"lr_schedule": "cosine", "warmup_steps": WARMUP_STEPS, "warmup_factor": 1 / WARMUP_STEPS}
 
 
 def build_demo_datamodule(config: DemoConfig, seed: int | None = None) -> DetectionDataModule:
@@ -114,9 +116,12 @@ def build_demo_trainer(
 ) -> Trainer:
     """A Trainer for the demo recipe: the time budget (or ``max_steps``), the fast precision, no validation loop.
 
-    A :class:`TimeBudgetLR` over ``config.max_minutes`` is added to ``callbacks`` (the lr schedule of the recipe).
+    With the time budget, a :class:`TimeBudgetLR` over ``config.max_minutes`` is added to ``callbacks`` (the lr
+    schedule of the recipe). With ``max_steps`` it is not: build the module with :data:`STEP_BUDGET_SCHEDULE`, whose
+    lr depends on the step only, so that a seeded run repeats exactly (a wall-clock lr differs from run to run).
     """
     budget = config.max_minutes * 60
+    lr_schedule = [] if max_steps else [TimeBudgetLR(budget, warmup_steps=WARMUP_STEPS)]
     return Trainer(
         accelerator=config.accelerator,
         devices=1,
@@ -126,7 +131,7 @@ def build_demo_trainer(
         max_epochs=-1,
         limit_val_batches=0,
         num_sanity_val_steps=0,
-        callbacks=[*callbacks, TimeBudgetLR(budget, warmup_steps=WARMUP_STEPS)],
+        callbacks=[*callbacks, *lr_schedule],
         **{"logger": False, "enable_checkpointing": False, "enable_model_summary": False, "log_every_n_steps": 10,
            **trainer_kwargs},
     )

@@ -123,6 +123,32 @@ def test_alwa_step0_of_a_box_loss_not_run_is_a_usage_error(argv, tmp_path, capsy
     assert "--alwa-step0 names box losses this ablation does not run" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--steps", "0"], "--steps must be > 0, got 0"),
+        (["--steps", "300", "--minutes", "5"], "not allowed with argument"),  # one budget or the other
+    ],
+)
+def test_bad_step_budget_is_a_usage_error(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(tmp_path), *argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_step_budget_repeats_a_seeded_run_exactly(tmp_path):
+    """With --steps the lr depends on the step only, so two runs of one seed give the same per-step losses (with the
+    wall-clock schedule they part from step 2)."""
+    histories = []
+    for out in (tmp_path / "first", tmp_path / "second"):
+        assert main(["--out", str(out), "--smoke", "--steps", "3"]) == 0
+        result = json.loads((out / "runs" / "focal-smooth_l1-none-seed0.json").read_text())
+        assert result["steps"] == 3
+        histories.append(result["history"])
+    assert histories[0] == histories[1]
+
+
 def test_bad_fpn_channels_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--out", str(tmp_path), "--fpn-channels", "0"])
