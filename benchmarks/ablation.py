@@ -7,8 +7,7 @@ optimizer steps instead, with a cosine lr over the steps: the lr then no longer 
 run repeats exactly (two runs of the same 5-minute training differed by up to 0.078 mAP@0.5).
 
     python benchmarks/ablation.py --out ablation_out [--minutes 5 | --steps 450] [--fpn-channels 64] [--seeds 0 1]
-        [--only cls|reg]
-        [--extra-reg giou diou] [--alwa-step0 smooth_l1 ...] [--scale small|full] [--smoke]
+        [--only cls|reg] [--extra-reg giou diou] [--alwa-step0 smooth_l1 ...] [--scale small|full] [--smoke]
 
 Writes ``OUT/runs/<setting>-seed<k>.json`` (metrics, step count and per-step history of each run),
 ``OUT/ablation.md`` (mean ± std over seeds and the comparison with each group's baseline) and ``OUT/ablation.png``
