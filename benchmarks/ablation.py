@@ -45,13 +45,7 @@ from tqdm.auto import tqdm
 from benchmarks._timing import describe_machine
 from lightning_retina.callbacks import ALWA, TrainingHistory
 from lightning_retina.data import DetectionDataModule
-from lightning_retina.demo import (
-    STEP_BUDGET_SCHEDULE,
-    DemoConfig,
-    build_demo_datamodule,
-    build_demo_module,
-    build_demo_trainer,
-)
+from lightning_retina.demo import DemoConfig, build_demo_datamodule, build_demo_module, build_demo_trainer
 from lightning_retina.losses.retinanet import REG_LOSSES
 from lightning_retina.precision import fast_precision
 
@@ -174,9 +168,7 @@ def train_and_evaluate(setting: Setting, seed: int, recipe: Recipe, datamodule: 
     overrides: dict[str, Any] = {"cls_loss": setting.cls_loss, "reg_loss": setting.reg_loss, "metric": "coco"}
     if setting.cls_loss == "balanced_bce":
         overrides["focal_alpha"] = BALANCED_BCE_ALPHA
-    if recipe.max_steps:
-        overrides.update(STEP_BUDGET_SCHEDULE)
-    module = build_demo_module(config, list(datamodule.class_names), **overrides)
+    module = build_demo_module(config, list(datamodule.class_names), max_steps=recipe.max_steps, **overrides)
     history = TrainingHistory()
     callbacks: list[Callback] = [history]
     alwa = alwa_callback(setting, config)
@@ -278,6 +270,10 @@ def _cell(values: Sequence[float]) -> str:
     return f"{mean:.3f} ± {'n/a' if math.isnan(std) else f'{std:.3f}'}"
 
 
+def _per_seed(values: Sequence[float]) -> str:
+    return " / ".join(f"{value:.3f}" for value in values)
+
+
 def lowest_cls_weight(runs: Sequence[dict[str, Any]]) -> str:
     """The lowest ``w_loss_cls`` ALWA set in each run: whether (and how far) ALWA acted.
 
@@ -287,7 +283,7 @@ def lowest_cls_weight(runs: Sequence[dict[str, Any]]) -> str:
     Returns:
         e.g. ``"0.426 / 1.000"`` (``1.000``: ALWA never lowered the weight in that seed's run).
     """
-    return " / ".join(f"{min(row['w_loss_cls'] for row in run['history']):.3f}" for run in runs)
+    return _per_seed([min(row["w_loss_cls"] for row in run["history"]) for run in runs])
 
 
 def format_table(groups: Sequence[Group], results: dict[tuple[str, int], dict[str, Any]], seeds: Sequence[int]) -> str:
@@ -313,7 +309,7 @@ def format_table(groups: Sequence[Group], results: dict[tuple[str, int], dict[st
                 "–" if setting.alwa == "none" else lowest_cls_weight(runs),
                 f"{statistics.fmean(r['steps'] for r in runs):.0f}",
                 _cell([r["map"] for r in runs]), _cell([r["map_50"] for r in runs]),
-                " / ".join(f"{r['map_50']:.3f}" for r in runs), *versus,
+                _per_seed([r["map_50"] for r in runs]), *versus,
             ]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -325,6 +321,7 @@ def write_report(
     """``ablation.md``: the table, the exact command, the machine and the recipe."""
     c = recipe.config
     budget = f"{recipe.max_steps} optimizer step(s)" if recipe.max_steps else f"{recipe.minutes:g} min of training"
+    seed_list = ", ".join(map(str, seeds))
     text = f"""# Ablation (issue 9)
 
 Command: `{command}`
@@ -336,11 +333,11 @@ lr {c.lr:g}, cosine lr over the budget); {budget} per run; batch {c.batch_size};
 data set of {c.num_train} train and {c.num_val} val images of {c.image_size} px (VOC layout, generated once with
 seed {DATA_SEED}); ALWA interval {c.alwa_interval}, first window after step {c.alwa_start_step}; balanced_bce with
 α = {BALANCED_BCE_ALPHA:g} (Lin et al. 2017, Table 1a), focal with the module's α and γ; seeds
-{", ".join(map(str, seeds))}.
+{seed_list}.
 
 mAP is COCO mAP@[.5:.95], mAP@0.5 its IoU-0.5 value (torchmetrics `MeanAveragePrecision`, val split, float32),
 mean ± sample std over the seeds. A difference from the group's baseline smaller than twice the larger of the two
-seed stds is reported as "no difference". The per-seed columns list seeds {", ".join(map(str, seeds))} in order:
+seed stds is reported as "no difference". The per-seed columns list seeds {seed_list} in order:
 each seed's mAP@0.5, and the lowest classification weight ALWA set in that run (1.000: ALWA never changed it).
 
 {table}

@@ -62,7 +62,7 @@ class _CheckpointOnInterrupt(Callback):
 
 WARMUP_STEPS = 50
 # The module's own schedule for a step budget: the same linear warm-up as TimeBudgetLR's, then a cosine over the steps.
-STEP_BUDGET_SCHEDULE = {"lr_schedule": "cosine", "warmup_steps": WARMUP_STEPS, "warmup_factor": 1 / WARMUP_STEPS}
+_STEP_BUDGET_SCHEDULE = {"lr_schedule": "cosine", "warmup_steps": WARMUP_STEPS, "warmup_factor": 1 / WARMUP_STEPS}
 
 
 def build_demo_datamodule(config: DemoConfig, seed: int | None = None) -> DetectionDataModule:
@@ -80,12 +80,16 @@ def build_demo_datamodule(config: DemoConfig, seed: int | None = None) -> Detect
     )
 
 
-def build_demo_module(config: DemoConfig, class_names: list[str], **overrides: Any) -> RetinaNetModule:
+def build_demo_module(
+    config: DemoConfig, class_names: list[str], max_steps: int | None = None, **overrides: Any
+) -> RetinaNetModule:
     """The demo's model: ResNet-18-FPN from scratch, GroupNorm head, anchors sized for ``input_size`` images.
 
     Args:
         config: the demo settings.
         class_names: the data set's classes.
+        max_steps: a step budget (the same as :func:`build_demo_trainer`'s): the module then runs its own lr schedule,
+            a linear warm-up and a cosine over the steps. Without it, the trainer's :class:`TimeBudgetLR` sets the lr.
         overrides: any other :class:`RetinaNetModule` argument (e.g. ``cls_loss``, ``reg_loss``, ``metric``).
     """
     # Shapes are 12-120 px on 256-px images: anchors of 8..128 px (x 2^0, 2^1/3, 2^2/3) at 160-px input cover them;
@@ -108,7 +112,8 @@ def build_demo_module(config: DemoConfig, class_names: list[str], **overrides: A
         metric=None,
         channels_last=True,
     )
-    return RetinaNetModule(**{**hparams, **overrides})
+    schedule = _STEP_BUDGET_SCHEDULE if max_steps else {}
+    return RetinaNetModule(**{**hparams, **schedule, **overrides})
 
 
 def build_demo_trainer(
@@ -117,8 +122,8 @@ def build_demo_trainer(
     """A Trainer for the demo recipe: the time budget (or ``max_steps``), the fast precision, no validation loop.
 
     With the time budget, a :class:`TimeBudgetLR` over ``config.max_minutes`` is added to ``callbacks`` (the lr
-    schedule of the recipe). With ``max_steps`` it is not: build the module with :data:`STEP_BUDGET_SCHEDULE`, whose
-    lr depends on the step only, so that a seeded run repeats exactly (a wall-clock lr differs from run to run).
+    schedule of the recipe). With ``max_steps`` it is not: build the module with the same ``max_steps``, whose lr
+    then depends on the step only, so that a seeded run repeats exactly (a wall-clock lr differs from run to run).
     """
     budget = config.max_minutes * 60
     lr_schedule = [] if max_steps else [TimeBudgetLR(budget, warmup_steps=WARMUP_STEPS)]

@@ -19,6 +19,7 @@ from benchmarks.ablation import (
     main,
     mean_std,
 )
+from lightning_retina.demo import WARMUP_STEPS, build_demo_module
 
 SMOKE_RUNS = ("focal-smooth_l1-alwa2-seed0.json", "focal-smooth_l1-none-seed0.json")
 
@@ -180,7 +181,17 @@ def test_compare_reports_no_difference_below_twice_the_larger_std(values, baseli
     assert compare(values, baseline) == expected
 
 
-def testlowest_cls_weight_is_the_minimum_alwa_set_in_each_run():
+def test_lowest_cls_weight_is_the_minimum_alwa_set_in_each_run():
     acted = {"history": [{"w_loss_cls": w} for w in (1.0, 0.6, 0.85)]}  # lowered at one window, raised again
     never = {"history": [{"w_loss_cls": 1.0}] * 3}
     assert lowest_cls_weight([acted, never]) == "0.600 / 1.000"
+
+
+def test_step_budget_module_runs_its_own_warmup_and_cosine():
+    """The trainer drops TimeBudgetLR for a step budget, so the module must bring the schedule itself."""
+    config = RECIPES["smoke"].config
+    stepped = build_demo_module(config, ["a", "b"], max_steps=10).hparams
+    timed = build_demo_module(config, ["a", "b"]).hparams
+    assert (stepped.lr_schedule, stepped.warmup_steps) == ("cosine", WARMUP_STEPS)
+    assert stepped.warmup_factor == 1 / WARMUP_STEPS
+    assert (timed.lr_schedule, timed.warmup_steps) == ("constant", 0)  # TimeBudgetLR sets the lr
