@@ -289,6 +289,27 @@ class RetinaNetModule(LightningModule):
         self.log("train/skipped_steps", float(self.skipped_steps), batch_size=1)
         return None
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Stop (or, with ``skip_nonfinite``, skip the step) when a gradient is NaN/Inf, naming the parameters.
+
+        A finite loss can still have a non-finite gradient (a wrong kernel in the backward pass); without this check
+        the optimizer would write NaN into the weights and the run would only fail one step later, at the loss.
+        """
+        named = [(name, p.grad) for name, p in self.named_parameters() if p.grad is not None]
+        if not named or bool(torch.stack([torch.isfinite(g).all() for _, g in named]).all()):
+            return
+        bad = [name for name, g in named if not bool(torch.isfinite(g).all())]
+        message = (
+            f"Non-finite gradient at global step {self.global_step} in {len(bad)} parameter(s): "
+            f"{', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}"
+        )
+        if not self.hparams.skip_nonfinite:
+            raise FloatingPointError(message + ". Pass skip_nonfinite=True to skip such steps instead.")
+        self.skipped_steps += 1
+        rank_zero_warn(f"{message}; skipping the step ({self.skipped_steps} skipped so far).", category=RuntimeWarning)
+        for parameter in self.parameters():
+            parameter.grad = None  # optimizers leave parameters without a gradient untouched
+
     # -------------------------------------------------------------------------------------------- evaluation
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluation_step(batch, "val", self.val_metric)
