@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
+from torchvision.models.detection import RetinaNet
 from torchvision.models.detection.image_list import ImageList
 
+from lightning_retina import RetinaNetModule
 from lightning_retina.model import DEFAULT_ANCHOR_SIZES, make_anchor_generator
 
 NUM_LEVELS = 5
@@ -77,3 +79,9 @@ def make_head_outputs(
     logits = torch.randn(setting.batch, num_anchors, setting.classes, generator=generator) * 1.5 + logit_mean
     deltas = torch.randn(setting.batch, num_anchors, 4, generator=generator) * 0.5
     return {"cls_logits": logits.to(device), "bbox_regression": deltas.to(device)}
+
+
+def torchvision_retinanet(num_classes: int, **settings: Any) -> RetinaNet:
+    """torchvision's own ``RetinaNet`` (its per-image matcher, loss and post-processing), built with the network of
+    ``RetinaNetModule(num_classes, **settings)``: the reference every benchmark compares with."""
+    return RetinaNetModule(num_classes=num_classes, metric=None, **settings).model.to_torchvision()

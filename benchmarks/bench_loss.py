@@ -22,7 +22,7 @@ if __package__ in (None, ""):
 import torch
 from torch import Tensor
 
-from benchmarks._inputs import Setting, make_anchors, make_head_outputs, make_targets
+from benchmarks._inputs import Setting, make_anchors, make_head_outputs, make_targets, torchvision_retinanet
 from benchmarks._timing import (
     describe_machine,
     parity,
@@ -33,7 +33,6 @@ from benchmarks._timing import (
     versus_torchvision_row,
 )
 from lightning_retina.losses import RetinaNetLoss
-from lightning_retina.model import build_retinanet
 
 DEFAULT_SETTINGS = [
     Setting(8, 512, 20, 0),
@@ -63,7 +62,7 @@ class LossCase:
         self.heads = {k: v.requires_grad_() for k, v in heads.items()}
         self.targets = make_targets(setting, generator, device)
         self.ours = RetinaNetLoss(reg_loss="l1", normalization="per_image")
-        self.reference = build_retinanet(setting.classes, backbone="resnet18").to(device)  # matcher + head losses
+        self.reference = torchvision_retinanet(setting.classes, backbone="resnet18").to(device)  # matcher + head losses
 
     def run(self, name: str) -> dict[str, Tensor]:
         """One forward + backward of implementation ``name``; returns the losses (the gradients are in ``heads``)."""

@@ -21,9 +21,8 @@ if __package__ in (None, ""):
 import torch
 from torch import Tensor
 
-from benchmarks._inputs import Setting, make_anchors, make_head_outputs
+from benchmarks._inputs import Setting, make_anchors, make_head_outputs, torchvision_retinanet
 from benchmarks._timing import describe_machine, parity, parse_args, print_table, versus_torchvision_row
-from lightning_retina.model import build_retinanet
 from lightning_retina.postprocess import postprocess_detections
 
 DEFAULT_SETTINGS = [Setting(2, 512, 20, 0), Setting(8, 512, 20, 0), Setting(8, 512, 80, 0), Setting(16, 800, 80, 0)]
@@ -44,7 +43,7 @@ class PostprocessCase:
         self.heads = make_head_outputs(setting, anchors.shape[0], generator, device)
         self.anchors = anchors.expand(setting.batch, -1, -1)
         self.image_sizes = [(setting.size, setting.size)] * setting.batch
-        self.reference = build_retinanet(setting.classes, backbone="resnet18").to(device).eval()
+        self.reference = torchvision_retinanet(setting.classes, backbone="resnet18").to(device).eval()
 
     @torch.no_grad()
     def run(self, name: str) -> list[dict[str, Tensor]]:

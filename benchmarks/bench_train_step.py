@@ -37,9 +37,9 @@ from lightning.pytorch import Callback, Trainer
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from benchmarks._inputs import torchvision_retinanet
 from benchmarks._timing import describe_machine, ms, parity, parse_args, print_table, synchronize
 from lightning_retina import RetinaNetModule
-from lightning_retina.model import build_retinanet
 from lightning_retina.precision import fast_precision
 
 NUM_CLASSES = 20
@@ -97,7 +97,7 @@ class TorchvisionLoop:
     """The plain PyTorch training step over torchvision's RetinaNet (its own loss and matching loop)."""
 
     def __init__(self, module: RetinaNetModule, setting: StepSetting, device: str, bf16: bool) -> None:
-        self.model = build_retinanet(
+        self.model = torchvision_retinanet(
             NUM_CLASSES, backbone="resnet18", head_norm="group", anchor_sizes=setting.anchor_sizes,
             min_size=setting.size, max_size=setting.size,
         )

@@ -47,8 +47,8 @@ class GIoUAuxModule(RetinaNetModule):
         self.giou_loss_fn = RetinaNetLoss(cls_loss=self.hparams.cls_loss, reg_loss="giou")
         self.loss_weights["loss_giou"] = giou_weight
 
-    def compute_losses(self, images, targets):
-        out = self.forward_heads(images, targets)
+    def compute_losses(self, images, targets, heads=None):
+        out = heads if heads is not None else self.forward_heads(images, targets)
         losses = self.loss_fn(out.head_outputs, out.anchors, out.targets)
         losses["loss_giou"] = self.giou_loss_fn(out.head_outputs, out.anchors, out.targets)["loss_reg"]
         return losses

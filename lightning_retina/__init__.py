@@ -4,7 +4,7 @@ from lightning_retina.callbacks import ALWA
 from lightning_retina.data import DetectionDataModule
 from lightning_retina.losses import RetinaNetLoss
 from lightning_retina.metrics import COCOMeanAveragePrecision, VOCMeanAveragePrecision
-from lightning_retina.model import build_retinanet
+from lightning_retina.model import RetinaNetCore
 from lightning_retina.module import RetinaNetModule
 
 __version__ = "0.1.0"
@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 __all__ = [
     "RetinaNetModule",
     "RetinaNetLoss",
-    "build_retinanet",
+    "RetinaNetCore",
     "ALWA",
     "DetectionDataModule",
     "COCOMeanAveragePrecision",

@@ -10,6 +10,9 @@ from lightning_retina.targets import PaddedTargets
 
 BACKGROUND = -1
 IGNORE = -2
+# The RetinaNet paper's thresholds: IoU >= 0.5 foreground, < 0.4 background, ignored in between.
+FG_IOU_THRESH = 0.5
+BG_IOU_THRESH = 0.4
 
 
 def pairwise_box_iou(boxes: Tensor, anchors: Tensor) -> Tensor:
@@ -52,7 +55,12 @@ class BatchedMatcher:
         >>> matched = matcher(padded_targets, anchors)   # Int64Tensor[B, A]
     """
 
-    def __init__(self, fg_iou_thresh: float = 0.5, bg_iou_thresh: float = 0.4, allow_low_quality_matches: bool = True):
+    def __init__(
+        self,
+        fg_iou_thresh: float = FG_IOU_THRESH,
+        bg_iou_thresh: float = BG_IOU_THRESH,
+        allow_low_quality_matches: bool = True,
+    ) -> None:
         if not 0 <= bg_iou_thresh <= fg_iou_thresh <= 1:
             raise ValueError(
                 f"need 0 <= bg_iou_thresh <= fg_iou_thresh <= 1, got bg={bg_iou_thresh}, fg={fg_iou_thresh}"
@@ -60,6 +68,12 @@ class BatchedMatcher:
         self.fg_iou_thresh = fg_iou_thresh
         self.bg_iou_thresh = bg_iou_thresh
         self.allow_low_quality_matches = allow_low_quality_matches
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchedMatcher(fg_iou_thresh={self.fg_iou_thresh}, bg_iou_thresh={self.bg_iou_thresh}, "
+            f"allow_low_quality_matches={self.allow_low_quality_matches})"
+        )
 
     @torch.no_grad()
     def __call__(self, targets: PaddedTargets, anchors: Tensor) -> Tensor:

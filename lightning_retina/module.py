@@ -4,51 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
-from torchvision.models.detection.image_list import ImageList
 
 from lightning_retina.evaluation import METRICS, build_metric, metric_target
 from lightning_retina.losses.retinanet import RetinaNetLoss
-from lightning_retina.model import DEFAULT_ANCHOR_SIZES, build_retinanet
+from lightning_retina.matching import BG_IOU_THRESH, FG_IOU_THRESH
+from lightning_retina.model import DEFAULT_ANCHOR_SIZES, HeadOutputs, RetinaNetCore
 from lightning_retina.optim import SCHEDULES, build_optimizer, lr_factor
-from lightning_retina.postprocess import postprocess_detections
 from lightning_retina.targets import check_targets
 
 Batch = tuple[Sequence[Tensor], Sequence[dict[str, Tensor]]]
 _COCO_LOG_KEYS = ("map", "map_50", "map_75", "map_small", "map_medium", "map_large", "mar_100")
 
 
-class HeadOutputs(NamedTuple):
-    """What one forward pass through backbone and head produces for a batch.
-
-    Attributes:
-        head_outputs: ``{"cls_logits": [B, A, K], "bbox_regression": [B, A, 4]}``.
-        anchors: ``Tensor[B, A, 4]`` in the resized-image frame (a view, shared by all images).
-        num_anchors_per_level: ``A`` split over P3…P7.
-        images: the resized, normalised, padded batch.
-        targets: the targets resized into the same frame (``None`` without targets).
-    """
-
-    head_outputs: dict[str, Tensor]
-    anchors: Tensor
-    num_anchors_per_level: list[int]
-    images: ImageList
-    targets: list[dict[str, Tensor]] | None
-
-
 class RetinaNetModule(LightningModule):
     """RetinaNet (ResNet-FPN, P3–P7, 9 anchors) with every loss of the focal-loss and IoU-loss literature.
 
-    ``self.model`` is a plain torchvision :class:`~torchvision.models.detection.RetinaNet` (so its
-    ``transform``, ``backbone``, ``head``, ``anchor_generator`` and ``proposal_matcher`` are there to reuse), but
-    the loss and the post-processing are ours and batched: :attr:`loss_fn` is a
-    :class:`~lightning_retina.losses.RetinaNetLoss`.
+    ``self.model`` is the :class:`~lightning_retina.model.RetinaNetCore`: transform, backbone, head, anchors, box
+    coder, matcher and inference settings, everything detection, ``detect`` and export use
+    (``self.model.to_torchvision()`` gives torchvision's ``RetinaNet`` on the same weights). :attr:`loss_fn` is a
+    :class:`~lightning_retina.losses.RetinaNetLoss` built with the core's matcher and box coder. The module itself only
+    trains and evaluates.
 
     The module follows the weighted-loss contract of :class:`~lightning_retina.callbacks.ALWA`: it has
     ``loss_weights`` and ``training_step`` returns ``{"loss": Σ w_k·loss_k, "loss_cls": ..., "loss_reg": ...}``.
@@ -72,6 +54,8 @@ class RetinaNetModule(LightningModule):
         loss_weights: initial weights of ``loss_cls`` and ``loss_reg`` (default 1:1); ALWA adjusts them.
         min_size: shorter side after resizing.
         max_size: longest side after resizing.
+        fg_iou_thresh: IoU from which an anchor is foreground in training (paper: 0.5).
+        bg_iou_thresh: IoU below which an anchor is background in training (paper: 0.4); in between it is ignored.
         score_thresh: inference score threshold.
         nms_thresh: inference NMS IoU threshold.
         detections_per_img: detections per image.
@@ -118,6 +102,8 @@ class RetinaNetModule(LightningModule):
         loss_weights: dict[str, float] | None = None,
         min_size: int = 800,
         max_size: int = 1333,
+        fg_iou_thresh: float = FG_IOU_THRESH,
+        bg_iou_thresh: float = BG_IOU_THRESH,
         score_thresh: float = 0.05,
         nms_thresh: float = 0.5,
         detections_per_img: int = 100,
@@ -146,29 +132,11 @@ class RetinaNetModule(LightningModule):
             raise ValueError(f"class_names has {len(class_names)} names but num_classes={num_classes}")
         self.num_classes = num_classes
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
-        self.model = build_retinanet(
-            num_classes,
-            backbone=backbone,
-            backbone_weights=backbone_weights,
-            trainable_backbone_layers=trainable_backbone_layers,
-            head_norm=head_norm,
-            fpn_channels=fpn_channels,
-            anchor_sizes=tuple(anchor_sizes),
-            min_size=min_size,
-            max_size=max_size,
-            score_thresh=score_thresh,
-            nms_thresh=nms_thresh,
-            detections_per_img=detections_per_img,
-            topk_candidates=topk_candidates,
-        )
+        self.model = RetinaNetCore.from_config(num_classes, self.hparams)
         self.loss_fn = RetinaNetLoss(
-            cls_loss=cls_loss,
-            reg_loss=reg_loss,
-            focal_alpha=focal_alpha,
-            focal_gamma=focal_gamma,
-            smooth_l1_beta=smooth_l1_beta,
-            normalization=normalization,
-        )
+            cls_loss, reg_loss, focal_alpha, focal_gamma, smooth_l1_beta, normalization,
+            matcher=self.model.matcher, box_coder=self.model.box_coder,
+        )  # fmt: skip
         self.loss_weights: dict[str, float] = {"loss_cls": 1.0, "loss_reg": 1.0, **(loss_weights or {})}
         unknown = set(self.loss_weights) - {"loss_cls", "loss_reg"}
         if unknown:
@@ -176,72 +144,67 @@ class RetinaNetModule(LightningModule):
         self.val_metric = build_metric(metric, class_metrics) if metric else None
         self.test_metric = build_metric(metric, class_metrics) if metric else None
         self.skipped_steps = 0
-        if channels_last:
-            self.model.to(memory_format=torch.channels_last)
 
     # ----------------------------------------------------------------------------------------------- forward
     def forward_heads(
         self, images: Sequence[Tensor], targets: Sequence[dict[str, Tensor]] | None = None
     ) -> HeadOutputs:
-        """Resize/normalise/pad, run backbone + FPN + head and make the anchors.
+        """The core's :meth:`~lightning_retina.model.RetinaNetCore.forward_heads`: head outputs, anchors and resized
+        targets for ``B`` float images ``[3, H_i, W_i]`` in 0..1."""
+        return self.model.forward_heads(images, targets)
+
+    def forward(self, images: Tensor | Sequence[Tensor]) -> list[dict[str, Tensor]]:
+        """Detect objects (the module must be in eval mode, as torchvision's detectors require).
 
         Args:
-            images: ``B`` float tensors ``[3, H_i, W_i]`` in 0..1.
-            targets: optional, one dict per image (``boxes`` xyxy in input pixels, ``labels``).
+            images: a batch ``[B, 3, H, W]``, one image ``[3, H, W]`` or a list of ``[3, H_i, W_i]``; float in 0..1 or
+                uint8 in 0..255.
 
         Returns:
-            HeadOutputs, targets resized into the network's input frame.
-        """
-        image_list, resized = self.model.transform(list(images), [dict(t) for t in targets] if targets else None)
-        if self.hparams.channels_last:
-            image_list.tensors = image_list.tensors.contiguous(memory_format=torch.channels_last)
-        features = list(self.model.backbone(image_list.tensors).values())
-        head_outputs = self.model.head(features)
-        # Anchors only need the grid shapes; make them in float32 whatever the autocast dtype of the features.
-        shape_only = [f.new_empty((0, 0, *f.shape[-2:]), dtype=torch.float32) for f in features]
-        anchors = self.model.anchor_generator(
-            ImageList(image_list.tensors[:1], image_list.image_sizes[:1]), shape_only
-        )[0]
-        per_level = [
-            f.shape[-2] * f.shape[-1] * self.model.anchor_generator.num_anchors_per_location()[0] for f in features
-        ]
-        return HeadOutputs(head_outputs, anchors.expand(len(images), -1, -1), per_level, image_list, resized)
+            one dict per image: ``boxes`` ``[N, 4]`` xyxy in input-image pixels, ``scores`` ``[N]`` (descending),
+            ``labels`` ``[N]`` in ``0..num_classes-1``.
 
-    def forward(self, images: Sequence[Tensor]) -> list[dict[str, Tensor]]:
-        """Detect objects.
+        Raises:
+            RuntimeError: in train mode (BatchNorm would use and update batch statistics): call ``module.eval()``
+                first, or use :meth:`predict_images`, which does.
+        """
+        if self.training:
+            raise RuntimeError(
+                "RetinaNetModule(images) detects only in eval mode (in train mode BatchNorm would normalise with the "
+                "batch's statistics and change its running ones): call module.eval() first, or use "
+                "module.predict_images(images)."
+            )
+        return self.model(as_image_list(images))
+
+    @torch.inference_mode()
+    def predict_images(self, images: Tensor | Sequence[Tensor]) -> list[dict[str, Tensor]]:
+        """Detect objects in eval mode whatever the module's mode (restored afterwards), without gradients.
 
         Args:
-            images: ``B`` float tensors ``[3, H_i, W_i]`` in 0..1 (any sizes).
+            images: as :meth:`forward` (a batch, one image or a list; float 0..1 or uint8), on any device: they are
+                moved to the module's device.
 
         Returns:
-            one dict per image: ``boxes`` ``[N, 4]`` xyxy in input-image pixels, ``scores`` ``[N]``, ``labels`` ``[N]``
-            in ``0..num_classes-1``.
+            as :meth:`forward`.
         """
-        return self._detect(self.forward_heads(images), [tuple(img.shape[-2:]) for img in images])
+        was_training = self.training
+        self.eval()
+        try:
+            return self([image.to(self.device) for image in as_image_list(images)])
+        finally:
+            self.train(was_training)
 
-    def _detect(self, out: HeadOutputs, original_sizes: list[tuple[int, int]]) -> list[dict[str, Tensor]]:
-        hp = self.hparams
-        detections = postprocess_detections(
-            out.head_outputs["cls_logits"],
-            out.head_outputs["bbox_regression"],
-            out.anchors,
-            out.num_anchors_per_level,
-            out.images.image_sizes,
-            self.loss_fn.box_coder,
-            score_thresh=hp.score_thresh,
-            nms_thresh=hp.nms_thresh,
-            detections_per_img=hp.detections_per_img,
-            topk_candidates=hp.topk_candidates,
-        )
-        return self.model.transform.postprocess(detections, out.images.image_sizes, original_sizes)
-
-    def compute_losses(self, images: Sequence[Tensor], targets: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
-        """Raw (unweighted) losses of a batch.
+    def compute_losses(
+        self, images: Sequence[Tensor], targets: Sequence[dict[str, Tensor]], heads: HeadOutputs | None = None
+    ) -> dict[str, Tensor]:
+        """Raw (unweighted) losses of a batch; training, validation and test all call it.
 
         Args:
             images: ``B`` float tensors ``[3, H_i, W_i]`` in 0..1.
             targets: ``B`` dicts, ``boxes`` ``[N_i, 4]`` xyxy input pixels, ``labels`` ``[N_i]`` in
                 ``0..num_classes-1``, optional ``iscrowd`` ``[N_i]``.
+            heads: ``self.forward_heads(images, targets)`` when the caller already has it (evaluation reuses it for
+                the detections). An override that adds loss terms keeps this argument.
 
         Returns:
             ``{"loss_cls": Tensor[], "loss_reg": Tensor[]}`` in float32.
@@ -250,7 +213,7 @@ class RetinaNetModule(LightningModule):
             ValueError: naming the image and box of a malformed target.
         """
         check_targets(list(targets), self.num_classes)
-        out = self.forward_heads(images, targets)
+        out = heads if heads is not None else self.forward_heads(images, targets)
         return self.loss_fn(out.head_outputs, out.anchors, out.targets)
 
     def weighted_loss(self, losses: dict[str, Tensor]) -> Tensor:
@@ -319,14 +282,13 @@ class RetinaNetModule(LightningModule):
 
     def _evaluation_step(self, batch: Batch, prefix: str, metric: Any) -> None:
         images, targets = batch
-        check_targets(list(targets), self.num_classes)
         out = self.forward_heads(images, targets)
-        losses = self.loss_fn(out.head_outputs, out.anchors, out.targets)
+        losses = self.compute_losses(images, targets, heads=out)
         batch_size = len(images)
         self.log_dict({f"{prefix}/{k}": v for k, v in losses.items()}, batch_size=batch_size, sync_dist=True)
         self.log(f"{prefix}/loss", self.weighted_loss(losses), batch_size=batch_size, sync_dist=True)
         if metric is not None:
-            detections = self._detect(out, [tuple(img.shape[-2:]) for img in images])
+            detections = self.model.detect(out, [tuple(img.shape[-2:]) for img in images])
             metric.update(detections, [metric_target(t) for t in targets])
 
     def on_validation_epoch_end(self) -> None:
@@ -379,3 +341,29 @@ class RetinaNetModule(LightningModule):
         self.loss_weights.update(checkpoint.get("loss_weights", {}))
         self.skipped_steps = checkpoint.get("skipped_steps", 0)
 
+
+
+def as_image_list(images: Tensor | Sequence[Tensor]) -> list[Tensor]:
+    """Images as the list of float ``[3, H, W]`` tensors in 0..1 that the network takes.
+
+    Args:
+        images: ``[B, 3, H, W]``, ``[3, H, W]`` or a sequence of ``[3, H_i, W_i]``; floating point in 0..1 or uint8.
+
+    Raises:
+        TypeError: for anything that is not a tensor or a sequence of tensors, or another dtype.
+        ValueError: naming the image whose shape is not ``[3, H, W]``.
+    """
+    if isinstance(images, Tensor):
+        images = list(images) if images.ndim == 4 else [images]
+    elif not isinstance(images, Sequence) or not all(isinstance(image, Tensor) for image in images):
+        raise TypeError(f"images must be a tensor or a sequence of tensors, got {type(images).__name__}")
+    out = []
+    for index, image in enumerate(images):
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise ValueError(f"image {index} must have shape [3, H, W] (RGB, channels first), got {tuple(image.shape)}")
+        if image.dtype == torch.uint8:
+            image = image.float().div_(255.0)
+        elif not image.is_floating_point():
+            raise TypeError(f"image {index} must be float in 0..1 or uint8 in 0..255, got {image.dtype}")
+        out.append(image)
+    return out

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchvision.models.detection._utils import BoxCoder
 from torchvision.ops import nms
+
+from lightning_retina.box_coder import BoxCoder
 
 
 @torch.no_grad()

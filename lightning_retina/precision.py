@@ -1,13 +1,13 @@
 """Pick the fastest safe training precision for the machine.
 
-bf16 autocast is only used on a CPU after a one-time probe shows that its bf16 kernels train correctly *here*. The
-probe exists because a 2-core Sapphire Rapids Xeon (AMX) turned the first steps of small bf16 smoke runs into NaN
-(issue: the README test command failing on an AMX CPU) while the same runs were finite on an AVX512-BF16 AMD EPYC:
-the failure depended on what earlier code had left in freed memory, the signature of a kernel that reads memory it did
-not initialise. The probe therefore first fills freed memory with NaN, then trains a tiny network with the layer
-types and the small feature maps of those runs (convolutions with BatchNorm and GroupNorm, ``channels_last``, maps
-down to 1x1, a batch of 4) in bf16 and in float32, and accepts bf16 only when every bf16 gradient is finite and close
-to the float32 one. Anything else falls back to ``"32-true"`` with a warning that says why.
+bf16 autocast is only used on a CPU after a one-time probe shows that its bf16 kernels train correctly *here*. A
+2-core Sapphire Rapids Xeon (AMX) turned the first steps of small bf16 smoke runs into NaN depending on what earlier
+code had left in freed memory: a kernel reading memory it never wrote. The one found (oneDNN's bf16 weight gradient of a
+stride-2 convolution on a one-pixel-wide map, see :class:`~lightning_retina.backbone.Float32P6P7`) is avoided in the
+model; the probe guards against others. It fills freed memory with NaN, trains a tiny network with the layer types and
+small feature maps of those runs (convolutions with BatchNorm and GroupNorm, ``channels_last``, maps down to 1x1, a
+batch of 4) in bf16 and in float32, and accepts bf16 only when every bf16 gradient is finite and close to the float32
+one. Anything else falls back to ``"32-true"`` with a warning that says why.
 """
 
 from __future__ import annotations

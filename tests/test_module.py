@@ -58,8 +58,9 @@ def test_fpn_channels_and_trainable_stages(trainable, frozen_prefixes):
 
 def test_public_attributes():
     module = _module()
-    for name in ("transform", "backbone", "head", "anchor_generator", "proposal_matcher"):
+    for name in ("transform", "backbone", "head", "anchor_generator", "matcher", "box_coder", "inference"):
         assert hasattr(module.model, name)
+    assert module.loss_fn.matcher is module.model.matcher and module.loss_fn.box_coder is module.model.box_coder
     assert module.loss_weights == {"loss_cls": 1.0, "loss_reg": 1.0}
     assert module.hparams.num_classes == 3
 

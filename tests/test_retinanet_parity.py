@@ -50,7 +50,7 @@ def test_loss_equals_torchvision_compute_loss(generator, reg_loss):
     if reg_loss == "smooth_l1":  # torchvision's smooth-L1 has beta=1.0 hard-wired; compare at that beta
         module.loss_fn.smooth_l1_beta = 1.0
         ours = module.loss_fn(out.head_outputs, out.anchors, out.targets)
-    theirs = module.model.compute_loss(out.targets, out.head_outputs, list(out.anchors))
+    theirs = module.model.to_torchvision().compute_loss(out.targets, out.head_outputs, list(out.anchors))
     torch.testing.assert_close(ours["loss_cls"], theirs["classification"], rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(ours["loss_reg"], theirs["bbox_regression"], rtol=1e-5, atol=1e-7)
 
@@ -59,7 +59,7 @@ def test_compute_losses_equals_torchvision_forward(generator):
     """The whole training path (transform, backbone, head, anchors, loss) against torchvision's own forward."""
     module = _module(normalization="per_image", reg_loss="l1").train()  # torchvision's default box loss is L1
     images, targets = _batch(generator)
-    theirs = module.model(images, [dict(t) for t in targets])
+    theirs = module.model.to_torchvision()(images, [dict(t) for t in targets])
     ours = module.compute_losses(images, targets)
     torch.testing.assert_close(ours["loss_cls"], theirs["classification"], rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(ours["loss_reg"], theirs["bbox_regression"], rtol=1e-5, atol=1e-7)
@@ -76,7 +76,7 @@ def test_gradients_equal_torchvision(generator):
     sum(module.loss_fn(heads, out.anchors, out.targets).values()).backward()
     ours = logits.grad.clone(), deltas.grad.clone()
     logits.grad = deltas.grad = None
-    sum(module.model.compute_loss(out.targets, heads, list(out.anchors)).values()).backward()
+    sum(module.model.to_torchvision().compute_loss(out.targets, heads, list(out.anchors)).values()).backward()
     torch.testing.assert_close(ours[0], logits.grad, rtol=1e-4, atol=1e-8)
     torch.testing.assert_close(ours[1], deltas.grad, rtol=1e-4, atol=1e-8)
 
@@ -106,7 +106,7 @@ def test_postprocess_equals_torchvision(generator):
     images = [torch.rand(3, SIZE, SIZE, generator=generator), torch.rand(3, 96, SIZE, generator=generator)]
     with torch.no_grad():
         ours = module(images)
-        theirs = module.model(images)
+        theirs = module.model.to_torchvision()(images)
     assert sum(len(d["scores"]) for d in ours) > 50
     for a, b in zip(ours, theirs):
         oa, ob = a["scores"].argsort(descending=True), b["scores"].argsort(descending=True)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
-from torchvision.models.detection._utils import BoxCoder
 
+from lightning_retina.box_coder import BoxCoder
 from lightning_retina.losses.box import ciou_loss, diou_loss, giou_loss, iou_loss, l1_loss, smooth_l1_loss
 from lightning_retina.losses._focal_dense import dense_focal_loss
 from lightning_retina.matching import IGNORE, BatchedMatcher
@@ -19,16 +17,11 @@ NORMALIZATIONS = ("batch", "per_image")
 _DECODED_BOX_LOSSES = {"iou": iou_loss, "giou": giou_loss, "diou": diou_loss, "ciou": ciou_loss}
 
 
-def make_box_coder() -> BoxCoder:
-    """RetinaNet's box coder: weights (1, 1, 1, 1), ``dw``/``dh`` clipped at ``log(1000/16)``."""
-    return BoxCoder(weights=(1.0, 1.0, 1.0, 1.0), bbox_xform_clip=math.log(1000.0 / 16))
-
-
 class RetinaNetLoss(nn.Module):
     """RetinaNet's training loss, computed for the whole padded batch without per-image or per-level loops.
 
-    Anchors are labelled by :class:`~lightning_retina.matching.BatchedMatcher` (IoU ≥ ``fg_iou_thresh``
-    foreground, < ``bg_iou_thresh`` background, ignored in between, low-quality matches kept). The
+    Anchors are labelled by ``matcher`` (a :class:`~lightning_retina.matching.BatchedMatcher`: IoU ≥ its
+    ``fg_iou_thresh`` foreground, < ``bg_iou_thresh`` background, ignored in between, low-quality matches kept). The
     classification loss is summed over all non-ignored anchors and classes; the box loss over the foreground
     anchors. The focal loss is evaluated as the "all-negative" term over every logit plus a correction at each
     foreground anchor's true class, by one autograd function that walks the logits in cache-sized blocks, keeps
@@ -46,8 +39,10 @@ class RetinaNetLoss(nn.Module):
         smooth_l1_beta: β of the smooth-L1 loss (Detectron: 1/9; 0 is L1).
         normalization: ``"batch"`` divides each summed loss by the number of foreground anchors in the batch;
             ``"per_image"`` divides per image and averages over images (what torchvision does).
-        fg_iou_thresh: foreground IoU threshold.
-        bg_iou_thresh: background IoU threshold.
+        matcher: the anchor labelling; pass the detector's own (``RetinaNetCore.matcher``) so that training matches
+            with the thresholds the model was built with. Default: ``BatchedMatcher()`` (IoU 0.5 / 0.4).
+        box_coder: encodes targets (L1 losses) and decodes predictions (IoU-family losses); pass the detector's own
+            (``RetinaNetCore.box_coder``). Default: ``BoxCoder()`` (weights 1, 1, 1, 1).
 
     Shapes:
         - ``head_outputs["cls_logits"]``: ``[B, A, K]`` with ``K`` foreground classes.
@@ -70,8 +65,8 @@ class RetinaNetLoss(nn.Module):
         focal_gamma: float = 2.0,
         smooth_l1_beta: float = 1.0 / 9.0,
         normalization: str = "batch",
-        fg_iou_thresh: float = 0.5,
-        bg_iou_thresh: float = 0.4,
+        matcher: BatchedMatcher | None = None,
+        box_coder: BoxCoder | None = None,
     ) -> None:
         super().__init__()
         _check_choice("cls_loss", cls_loss, CLS_LOSSES)
@@ -88,8 +83,8 @@ class RetinaNetLoss(nn.Module):
         )
         self.smooth_l1_beta = smooth_l1_beta
         self.normalization = normalization
-        self.matcher = BatchedMatcher(fg_iou_thresh, bg_iou_thresh, allow_low_quality_matches=True)
-        self.box_coder = make_box_coder()
+        self.matcher = matcher if matcher is not None else BatchedMatcher()
+        self.box_coder = box_coder if box_coder is not None else BoxCoder()
 
     def extra_repr(self) -> str:
         return (

@@ -57,9 +57,15 @@ class BlindOnOddImages(RetinaNetModule):
         self.blind = (self.global_rank + self.trainer.world_size * batch_idx) % 2 == 1
         super().validation_step(batch, batch_idx)
 
-    def _detect(self, out: Any, original_sizes: list[tuple[int, int]]) -> list[dict[str, torch.Tensor]]:
-        detections = super()._detect(out, original_sizes)
-        return [{k: v[:0] for k, v in d.items()} for d in detections] if self.blind else detections
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        detect = self.model.detect
+
+        def blind_detect(out: Any, original_sizes: list[tuple[int, int]]) -> list[dict[str, torch.Tensor]]:
+            detections = detect(out, original_sizes)
+            return [{k: v[:0] for k, v in d.items()} for d in detections] if self.blind else detections
+
+        self.model.detect = blind_detect
 
 
 # validation runs on the DDP checkpoint: name -> (module class, metric, number of val images)
