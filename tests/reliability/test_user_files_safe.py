@@ -165,7 +165,9 @@ def test_demo_settings_that_would_fail_after_training_fail_first(tmp_path: Path,
     assert not (tmp_path / "shapes").exists() and not (tmp_path / "out").exists()
 
 
-@pytest.mark.skipif(torch.cuda.is_available() or torch.backends.mps.is_available(), reason="needs a machine without GPU")
+@pytest.mark.skipif(
+    torch.cuda.is_available() or torch.backends.mps.is_available(), reason="needs a machine without a GPU"
+)
 def test_demo_on_gpu_without_a_gpu_is_a_clear_error(tmp_path: Path, capsys) -> None:
     argv = ["demo", "--data-dir", str(tmp_path / "shapes"), "--out", str(tmp_path / "out"), *DEMO_FAST[:-1], "gpu"]
     assert main(argv) == 2
