@@ -63,7 +63,8 @@ def decode_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) 
                 _check_size(img, path, max_pixels)
                 _warn_frames(img, path)
                 img.load()  # decodes the (first) frame: truncation and corrupt data surface here
-                return _to_tensor(ImageOps.exif_transpose(img), path)
+                ImageOps.exif_transpose(img, in_place=True)  # no copy when there is nothing to turn
+                return _to_tensor(img, path)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, EOFError) as err:
         raise ValueError(f"cannot decode image {path}: {err}") from err
 
