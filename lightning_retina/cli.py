@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+import yaml
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from lightning_retina.data import DetectionDataModule
@@ -30,7 +32,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     config = DemoConfig(
         data_dir=args.data_dir, out=args.out, max_minutes=args.max_minutes, alwa=args.alwa,
-        num_train=args.num_train, num_val=args.num_val, accelerator=args.accelerator,
+        num_train=args.num_train, num_val=args.num_val, accelerator=args.accelerator, overwrite=args.overwrite,
     )
     try:
         run_demo(config)
@@ -45,7 +47,7 @@ def _make_shapes(args: argparse.Namespace) -> int:
 
     root = make_shapes_dataset(
         args.root, format=args.format, num_train=args.num_train, num_val=args.num_val,
-        image_size=args.image_size, seed=args.seed,
+        image_size=args.image_size, seed=args.seed, overwrite=args.overwrite,
     )
     print(f"Wrote a {args.format.upper()}-layout shapes data set to {root}")
     return 0
@@ -66,21 +68,34 @@ def _extra_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpar
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="train a small detector on generated shapes (CPU, minutes) and draw it")
-    demo.add_argument("--data-dir", default="data/shapes", help="where the shapes data set is (generated if missing)")
-    demo.add_argument("--out", default="demo_out", help="output folder for PNGs, metrics.json and the checkpoint")
-    demo.add_argument("--max-minutes", type=float, default=8.0, help="training time budget in minutes")
-    demo.add_argument("--alwa", action=argparse.BooleanOptionalAction, default=True, help="use the ALWA callback")
-    demo.add_argument("--num-train", type=int, default=1500)
-    demo.add_argument("--num-val", type=int, default=200)
-    demo.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"))
+    demo.add_argument("--data-dir", default="data/shapes",
+                      help="folder of the shapes data set: generated there when missing; must be new, empty or "
+                           "written by make-shapes (never a folder of your own files)")
+    demo.add_argument("--out", default="demo_out",
+                      help="output folder for detections.png, training.png, metrics.json and model.ckpt: must be "
+                           "new, empty or an earlier demo's output (see --overwrite)")
+    demo.add_argument("--max-minutes", type=float, default=8.0, help="training time budget in minutes (> 0)")
+    demo.add_argument("--alwa", action=argparse.BooleanOptionalAction, default=True,
+                      help="use the ALWA callback (adaptive classification-loss weight)")
+    demo.add_argument("--num-train", type=int, default=1500, help="training images to generate (>= 1)")
+    demo.add_argument("--num-val", type=int, default=200, help="validation images to generate and evaluate (>= 1)")
+    demo.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"),
+                      help="where to train: auto picks a GPU when there is one; gpu fails without one")
+    demo.add_argument("--overwrite", action="store_true",
+                      help="write into --out even when it holds files the demo did not write (same names are "
+                           "replaced); does not apply to --data-dir")
 
     shapes = sub.add_parser("make-shapes", help="write a VOC- or COCO-layout data set of drawn shapes")
-    shapes.add_argument("root")
-    shapes.add_argument("--format", choices=("voc", "coco"), default="voc")
-    shapes.add_argument("--num-train", type=int, default=1500)
-    shapes.add_argument("--num-val", type=int, default=200)
-    shapes.add_argument("--image-size", type=int, default=256)
-    shapes.add_argument("--seed", type=int, default=0)
+    shapes.add_argument("root", help="output folder: must be new, empty or written by make-shapes (see --overwrite)")
+    shapes.add_argument("--format", choices=("voc", "coco"), default="voc",
+                        help="on-disk layout: voc (VOCdevkit/VOC2007/...) or coco (train/, val/, annotations/)")
+    shapes.add_argument("--num-train", type=int, default=1500, help="images in the train split (>= 0)")
+    shapes.add_argument("--num-val", type=int, default=200, help="images in the val split (>= 0)")
+    shapes.add_argument("--image-size", type=int, default=256, help="side of the square images in pixels (>= 32)")
+    shapes.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same files")
+    shapes.add_argument("--overwrite", action="store_true",
+                        help="write into ROOT even when it holds files make-shapes did not write (files with the "
+                             "same names, e.g. VOC's 000001.jpg, are replaced)")
 
     detect = sub.add_parser("detect", help="run a checkpoint on images, draw boxes, print one JSON line per image")
     detect.add_argument("--ckpt", required=True, help="a checkpoint written by fit or demo")
@@ -91,10 +106,34 @@ def _extra_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpar
     return parser, {"demo": _demo, "make-shapes": _make_shapes, "detect": _detect}
 
 
+def _config_files(argv: Sequence[str]) -> list[Path]:
+    """The existing files named by ``--config`` / ``-c`` (an inline YAML string is not a file)."""
+    values = [b for a, b in zip(argv, argv[1:]) if a in ("--config", "-c")]
+    values += [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+    return [Path(v) for v in values if Path(v).is_file()]
+
+
+def _check_yaml(path: Path) -> None:
+    """Raises ValueError naming ``path`` and the line when it is not valid YAML."""
+    try:
+        yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(f"{where}: malformed YAML config ({problem})") from err
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lightning-retina`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_COMMANDS:
+        try:
+            for config in _config_files(argv):
+                _check_yaml(config)
+        except ValueError as error:
+            print(f"lightning-retina {argv[0]}: error: {error}", file=sys.stderr)
+            return 2
         try:
             RetinaNetCLI(RetinaNetModule, DetectionDataModule, args=argv, save_config_kwargs={"overwrite": True})
         except FileNotFoundError as error:

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
+from lightning.pytorch.accelerators import CUDAAccelerator, MPSAccelerator
 from tqdm.auto import tqdm
 from typing_extensions import override
 
@@ -18,6 +19,7 @@ from lightning_retina.callbacks import ALWA, TimeBudgetLR, TrainingHistory
 from lightning_retina.data import DetectionDataModule
 from lightning_retina.evaluation import build_metric, metric_target
 from lightning_retina.module import RetinaNetModule
+from lightning_retina.output_folder import claim_output_folder
 from lightning_retina.precision import fast_precision
 from lightning_retina.viz import draw_detections, save_grid
 
@@ -44,6 +46,7 @@ class DemoConfig:
     num_workers: int = 1
     seed: int = 0
     accelerator: str = "auto"
+    overwrite: bool = False
 
 
 class _CheckpointOnInterrupt(Callback):
@@ -59,6 +62,10 @@ class _CheckpointOnInterrupt(Callback):
             trainer.save_checkpoint(self.path)
             self.saved = True
 
+
+#: The demo's marker in its output folder: a folder holding it was made by the demo and may be written again.
+OUT_MARKER = "lightning-retina-demo.json"
+WRITER = "lightning-retina demo"
 
 WARMUP_STEPS = 50
 # The module's own schedule for a step budget: the same linear warm-up as TimeBudgetLR's, then a cosine over the steps.
@@ -142,16 +149,38 @@ def build_demo_trainer(
     )
 
 
+def check_demo_config(config: DemoConfig) -> None:
+    """Refuse settings that would fail only after training.
+
+    Raises:
+        ValueError: naming the option, for fewer than one training or validation image, a time budget that is not
+            positive, or ``accelerator="gpu"`` on a machine without a usable GPU.
+    """
+    for option, value in (("--num-train", config.num_train), ("--num-val", config.num_val)):
+        if value < 1:
+            raise ValueError(f"{option} must be >= 1 (the demo trains and evaluates on it), got {value}")
+    if not config.max_minutes > 0:
+        raise ValueError(f"--max-minutes must be > 0, got {config.max_minutes}")
+    if config.accelerator == "gpu" and not (CUDAAccelerator.is_available() or MPSAccelerator.is_available()):
+        raise ValueError("--accelerator gpu: no usable GPU (CUDA or MPS) on this machine; use cpu or auto")
+
+
 def run_demo(config: DemoConfig) -> dict[str, Any]:
     """Train, evaluate and draw; returns the metrics written to ``metrics.json``.
 
-    Writes into ``config.out``: ``detections.png``, ``training.png``, ``metrics.json`` and ``model.ckpt``.
+    Writes into ``config.out``: ``detections.png``, ``training.png``, ``metrics.json``, ``model.ckpt`` and its marker
+    :data:`OUT_MARKER`. Nothing a user owns is overwritten: ``config.out`` must be new, empty or an earlier demo's
+    output folder (unless ``config.overwrite``), and ``config.data_dir`` new, empty or a shapes set written by
+    :func:`~lightning_retina.data.make_shapes_dataset` (``overwrite`` does not apply to it). The settings and the
+    folders are checked before anything is generated or trained.
 
     Raises:
+        ValueError: for settings refused by :func:`check_demo_config`, or an output / data folder holding a user's
+            files.
         KeyboardInterrupt: re-raised after saving ``interrupted.ckpt`` when the user presses Ctrl-C.
     """
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_demo_config(config)
+    out = claim_output_folder(config.out, OUT_MARKER, WRITER, overwrite=config.overwrite, option="--overwrite")
     seed_everything(config.seed, workers=True, verbose=False)
     datamodule = build_demo_datamodule(config)
     datamodule.prepare_data()

@@ -66,7 +66,7 @@ BAD_ANNOTATIONS = {
     "bbox of 3 numbers": (_set_bbox([4, 5, 6]), r"annotation id 5: 'bbox' must be 4 numbers"),
     "negative width": (_set_bbox([4, 5, -2, 7]), r"annotation id 5 has x2 < x1"),
     "outside the image": (_set_bbox([4, 5, 6, 70]), r"annotation id 5 has a box outside the 30x60 image"),
-    "unknown category": (lambda d: d["annotations"][2].update(category_id=2), r"annotation id 5: unknown category_id"),
+    "unknown category": (lambda d: d["annotations"][2].update(category_id=2), r"annotation id 5: 'category_id' 2 is not the id of any listed category"),
 }
 
 

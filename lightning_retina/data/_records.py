@@ -1,4 +1,4 @@
-"""What the VOC and COCO readers share: parsed per-image records, box checks, image decoding, ``__getitem__``."""
+"""What the VOC and COCO readers share: parsed per-image records, box checks, ``__getitem__``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
+
+from lightning_retina.data.image_io import DEFAULT_MAX_PIXELS, decode_image, warn_once
 
 Target = dict[str, Tensor | int]
 Transforms = Callable[[Tensor, Target], tuple[Tensor, Target]]
@@ -30,6 +31,7 @@ class Record:
         labels: ``int64[N]`` in ``0..K-1``.
         flags: ``bool[N]`` (VOC ``difficult`` / COCO ``iscrowd``).
         image_id: the integer written to ``target["image_id"]``.
+        size: ``(width, height)`` written in the annotation file, ``None`` when it gives none.
     """
 
     path: Path
@@ -37,6 +39,7 @@ class Record:
     labels: np.ndarray
     flags: np.ndarray
     image_id: int
+    size: tuple[float, float] | None = None
 
 
 def check_boxes(boxes: np.ndarray, width: float, height: float, where: str, names: Sequence[object]) -> np.ndarray:
@@ -72,24 +75,6 @@ def check_boxes(boxes: np.ndarray, width: float, height: float, where: str, name
     return np.clip(boxes, 0.0, size).astype(np.float32)
 
 
-def read_rgb_image(path: Path) -> Tensor:
-    """Decode an image file into ``float32[3, H, W]`` in ``0..1`` (grayscale, palette and CMYK become RGB).
-
-    Raises:
-        FileNotFoundError: when ``path`` does not exist.
-        ValueError: naming ``path`` when it is empty, truncated, too large or not an image.
-    """
-    if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {path}")
-    try:
-        with Image.open(path) as img:
-            rgb = img.convert("RGB")  # convert() loads the pixels, so truncation surfaces here
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
-        raise ValueError(f"cannot decode image {path}: {err}") from err
-    array = np.asarray(rgb, dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
-
-
 class RecordDataset(Dataset):
     """A map-style detection data set over :class:`Record` s.
 
@@ -97,23 +82,41 @@ class RecordDataset(Dataset):
     (``float32[N, 4]`` xyxy absolute pixels), ``labels`` (``int64[N]`` in ``0..K-1``), ``image_id`` (int) and the
     per-box flag under :attr:`flag_key`. ``transforms(image, target)`` runs last.
 
+    Images are decoded by :func:`~lightning_retina.data.image_io.decode_image` (at most ``max_pixels`` pixels).
+    The pixels are trusted over the annotation file: when the decoded size differs from the ``size`` / ``width`` /
+    ``height`` the file gives, boxes are checked against the decoded image and an
+    :class:`~lightning_retina.data.image_io.ImageWarning` names the file once.
+
     Subclasses set :attr:`records`, :attr:`class_names` and :attr:`flag_key`.
     """
 
     flag_key: str
 
-    def __init__(self, records: list[Record], class_names: Sequence[str], transforms: Transforms | None) -> None:
+    def __init__(
+        self,
+        records: list[Record],
+        class_names: Sequence[str],
+        transforms: Transforms | None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> None:
         self.records = records
         self.class_names = tuple(class_names)
         self.transforms = transforms
+        self.max_pixels = max_pixels
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Target]:
         record = self.records[index]
-        image = read_rgb_image(record.path)
+        image = decode_image(record.path, self.max_pixels)
         height, width = image.shape[-2:]
+        if record.size is not None and record.size != (width, height):
+            warn_once(
+                record.path, "size",
+                f"{record.path}: the annotation gives the size {record.size[0]:g}x{record.size[1]:g}, the image is "
+                f"{width}x{height} (after its EXIF orientation); boxes are checked against the image",
+            )  # fmt: skip
         names = [f"box {i}" for i in range(len(record.boxes))]
         boxes = check_boxes(record.boxes, width, height, str(record.path), names)
         target: Target = {

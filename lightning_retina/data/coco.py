@@ -13,32 +13,37 @@ from typing import Any
 import numpy as np
 from pycocotools.coco import COCO
 
+from lightning_retina.data._coco_checks import check_categories, check_coco_dataset
 from lightning_retina.data._records import Record, RecordDataset, Transforms, check_boxes
+from lightning_retina.data.image_io import DEFAULT_MAX_PIXELS
 
 logger = logging.getLogger(__name__)
 
 
-def load_coco(ann_file: str | Path) -> COCO:
-    """``pycocotools.COCO(ann_file)`` without its prints.
-
-    Raises:
-        FileNotFoundError: when ``ann_file`` does not exist.
-        ValueError: naming ``ann_file`` when it is not valid JSON or lacks ``images`` / ``annotations`` /
-            ``categories``.
-    """
-    ann_file = Path(ann_file)
+def _read_json(ann_file: Path) -> Any:
     if not ann_file.is_file():
         raise FileNotFoundError(f"COCO annotation file not found: {ann_file}")
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            coco = COCO(str(ann_file))
-    except (json.JSONDecodeError, RecursionError) as err:  # RecursionError: absurdly deep nesting
+        return json.loads(ann_file.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:  # RecursionError: absurd nesting
         raise ValueError(f"{ann_file}: malformed JSON ({type(err).__name__}: {err})") from err
-    except (AssertionError, KeyError, TypeError) as err:  # pycocotools' own checks while indexing
-        raise ValueError(f"{ann_file}: not a COCO instances file ({type(err).__name__}: {err})") from err
-    missing = [k for k in ("images", "annotations", "categories") if k not in coco.dataset]
-    if missing:
-        raise ValueError(f"{ann_file}: not a COCO instances file, missing keys {missing}")
+
+
+def load_coco(ann_file: str | Path) -> COCO:
+    """Read, check and index a COCO ``instances`` file: a ``pycocotools.COCO`` object, without its prints.
+
+    Raises:
+        FileNotFoundError: when ``ann_file`` does not exist.
+        ValueError: naming ``ann_file`` (and the id / key / value) when it is not valid JSON or not a consistent
+            COCO instances file (see :func:`~lightning_retina.data._coco_checks.check_coco_dataset`).
+    """
+    ann_file = Path(ann_file)
+    data = _read_json(ann_file)
+    check_coco_dataset(data, ann_file)
+    coco = COCO()
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
     return coco
 
 
@@ -52,16 +57,15 @@ def coco_class_names(ann_file: str | Path) -> tuple[str, ...]:
 
     Raises:
         FileNotFoundError: when ``ann_file`` does not exist.
-        ValueError: naming ``ann_file`` when it is not valid JSON or has no ``categories``.
+        ValueError: naming ``ann_file`` when it is not valid JSON, has no ``categories`` or a category without an
+            integer ``id`` or a ``name``, or two with one id.
     """
     ann_file = Path(ann_file)
-    if not ann_file.is_file():
-        raise FileNotFoundError(f"COCO annotation file not found: {ann_file}")
-    try:
-        categories = json.loads(ann_file.read_text())["categories"]
-    except (json.JSONDecodeError, RecursionError, KeyError, TypeError) as err:
-        raise ValueError(f"{ann_file}: cannot read 'categories' ({type(err).__name__}: {err})") from err
-    return tuple(c["name"] for c in _sorted_categories(categories))
+    data = _read_json(ann_file)
+    if not isinstance(data, dict) or "categories" not in data:
+        raise ValueError(f"{ann_file}: not a COCO instances file, no 'categories'")
+    check_categories(data["categories"], ann_file)
+    return tuple(c["name"] for c in _sorted_categories(data["categories"]))
 
 
 def _xywh(ann: dict[str, Any], where: str) -> list[float]:
@@ -87,6 +91,7 @@ class COCODetection(RecordDataset):
         image_dir: the folder with the images (``file_name`` in the JSON is relative to it).
         ann_file: the ``instances_*.json`` file.
         transforms: ``transforms(image, target) -> (image, target)``.
+        max_pixels: refuse images with more pixels (see :func:`~lightning_retina.data.image_io.decode_image`).
 
     Attributes:
         coco: the ``pycocotools.coco.COCO`` object (for ``COCOeval``).
@@ -96,13 +101,22 @@ class COCODetection(RecordDataset):
 
     Raises:
         FileNotFoundError: for a missing annotation file or image.
-        ValueError: naming the file and annotation id for malformed JSON, a ``bbox`` that is not 4 numbers, an
-            unknown category, a negative width/height or a box outside the image.
+        ValueError: naming the file and the image / annotation / category id for malformed JSON, an inconsistent
+            file (duplicate ids, an annotation of an unlisted image or category, a non-integer id, ``iscrowd`` other
+            than 0/1/true/false, an image without ``file_name``, ``width`` / ``height`` not a positive integer, a
+            category without ``name``), a ``bbox`` that is not 4 numbers, a negative width/height or a box outside
+            the image.
     """
 
     flag_key = "iscrowd"
 
-    def __init__(self, image_dir: str | Path, ann_file: str | Path, transforms: Transforms | None = None) -> None:
+    def __init__(
+        self,
+        image_dir: str | Path,
+        ann_file: str | Path,
+        transforms: Transforms | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> None:
         self.coco = load_coco(ann_file)
         categories = _sorted_categories(self.coco.dataset["categories"])
         self.label_to_category_id = {label: int(c["id"]) for label, c in enumerate(categories)}
@@ -113,7 +127,7 @@ class COCODetection(RecordDataset):
         records = [self._parse(image_dir, img_id, str(ann_file)) for img_id in self.image_ids]
         if self.num_dropped_zero_area:
             logger.warning("%s: dropped %d zero-area boxes", ann_file, self.num_dropped_zero_area)
-        super().__init__(records, [c["name"] for c in categories], transforms)
+        super().__init__(records, [c["name"] for c in categories], transforms, max_pixels)
 
     def _parse(self, image_dir: Path, img_id: int, ann_file: str) -> Record:
         info = self.coco.imgs[img_id]
@@ -123,9 +137,6 @@ class COCODetection(RecordDataset):
         anns = self.coco.imgToAnns.get(img_id, [])
         names = [f"annotation id {ann.get('id')}" for ann in anns]
         xywh = np.array([_xywh(ann, f"{ann_file}, {name}") for ann, name in zip(anns, names)]).reshape(-1, 4)
-        for ann, name in zip(anns, names):
-            if ann.get("category_id") not in self._label_of:
-                raise ValueError(f"{ann_file}, {name}: unknown category_id {ann.get('category_id')!r}")
         boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
         boxes = check_boxes(boxes, info.get("width", np.inf), info.get("height", np.inf), ann_file, names)
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
@@ -136,4 +147,5 @@ class COCODetection(RecordDataset):
             labels=np.array([self._label_of[a["category_id"]] for a in anns], dtype=np.int64).reshape(-1)[keep],
             flags=np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool).reshape(-1)[keep],
             image_id=int(img_id),
+            size=(info["width"], info["height"]) if "width" in info and "height" in info else None,
         )

@@ -18,9 +18,12 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
+from lightning_retina.output_folder import claim_output_folder, read_marker, write_marker
+
 SHAPES_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star")
 SHAPES_FORMATS = ("voc", "coco")
 MANIFEST = "shapes.json"
+WRITER = "lightning-retina make-shapes"
 
 _NOISE_STD = 10.0
 _MIN_CONTRAST = 80.0  # mean absolute RGB difference between a shape and the background
@@ -225,6 +228,7 @@ def make_shapes_dataset(
     num_val: int = 200,
     image_size: int = 256,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> Path:
     """Write a data set of drawn circles, squares, triangles and stars (:data:`SHAPES_CLASSES`).
 
@@ -242,8 +246,10 @@ def make_shapes_dataset(
     - ``"coco"``: ``root/{train,val}/*.jpg`` and ``root/annotations/instances_{train,val}.json`` (category ids 1–4),
       read with ``COCODetection(root / "train", root / "annotations/instances_train.json")``.
 
-    The lists / JSON files and ``root/shapes.json`` (the arguments) are written last, so their presence means the
-    set is complete.
+    Nothing a user owns is overwritten: ``root`` must be new, empty, or a folder this function wrote before (its
+    ``shapes.json`` marker), unless ``overwrite=True``. ``shapes.json`` is written first (marking the folder) and
+    completed with the arguments last, so :func:`shapes_manifest` only reports a finished set; the image lists /
+    JSON files are written after their images.
 
     Args:
         root: output folder (created).
@@ -252,12 +258,15 @@ def make_shapes_dataset(
         num_val: images in the ``val`` split.
         image_size: width and height of the square images (>= 32).
         seed: random seed.
+        overwrite: write into ``root`` even when it holds files this function did not write (same names are
+            overwritten).
 
     Returns:
         ``Path(root)``.
 
     Raises:
-        ValueError: for an unknown format, a negative count or ``image_size < 32``.
+        ValueError: for an unknown format, a negative count or ``image_size < 32``; naming ``root`` when it is a
+            file or holds other files (without ``overwrite``). Nothing is written then.
 
     Example::
 
@@ -269,18 +278,19 @@ def make_shapes_dataset(
         raise ValueError(f"num_train and num_val must be >= 0, got {num_train} and {num_val}")
     if image_size < 32:
         raise ValueError(f"image_size must be >= 32, got {image_size}")
-    root = Path(root)
+    root = claim_output_folder(root, MANIFEST, WRITER, overwrite=overwrite, option="--overwrite (overwrite=True)")
+    write_marker(root, MANIFEST, WRITER, complete=False)  # an earlier set's arguments no longer hold from here
     writer = _write_voc_split if format == "voc" else _write_coco_split
     with tqdm(total=num_train + num_val, desc="drawing shapes", unit="img", disable=num_train + num_val < 500) as bar:
         for split_index, (split, count) in enumerate((("train", num_train), ("val", num_val))):
             first_id = 1 if split == "train" else num_train + 1  # ids and file names are unique over both splits
             writer(root, split, _draw_split(seed, split_index, count, first_id, image_size, bar), image_size)
-    manifest = {"format": format, "num_train": num_train, "num_val": num_val, "image_size": image_size, "seed": seed}
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    arguments = {"format": format, "num_train": num_train, "num_val": num_val, "image_size": image_size, "seed": seed}
+    write_marker(root, MANIFEST, WRITER, complete=True, arguments=arguments)
     return root
 
 
 def shapes_manifest(root: str | Path) -> dict | None:
     """The arguments :func:`make_shapes_dataset` wrote ``root`` with; ``None`` when it holds no finished set."""
-    path = Path(root) / MANIFEST
-    return json.loads(path.read_text()) if path.is_file() else None
+    marker = read_marker(root, MANIFEST, WRITER)
+    return marker["arguments"] if marker is not None and marker.get("complete") else None

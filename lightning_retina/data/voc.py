@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from xml.etree.ElementTree import Element, ParseError
@@ -12,6 +13,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import parse as parse_xml
 
 from lightning_retina.data._records import Record, RecordDataset, Transforms, check_boxes
+from lightning_retina.data.image_io import DEFAULT_MAX_PIXELS
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +57,38 @@ def _number(element: Element, tag: str, where: str) -> float:
         raise ValueError(f"{where}: <{tag}> is {text!r}, not a number") from None
 
 
-def _image_size(root: Element, where: str) -> tuple[float, float]:
-    """``(width, height)`` from ``<size>``; infinite when absent or zero (nothing to check boxes against)."""
+def _image_size(root: Element, where: str) -> tuple[int, int] | None:
+    """``(width, height)`` from ``<size>``; ``None`` when absent or zero (some tools write 0 for "unknown").
+
+    Raises:
+        ValueError: naming ``where`` and the tag for a size that is not a whole number >= 0.
+    """
     size = root.find("size")
     if size is None:
-        return float("inf"), float("inf")
-    width, height = _number(size, "width", where), _number(size, "height", where)
-    return (width, height) if width > 0 and height > 0 else (float("inf"), float("inf"))
+        return None
+    width, height = (_number(size, tag, where) for tag in ("width", "height"))
+    for tag, value in (("width", width), ("height", height)):
+        if not (math.isfinite(value) and value >= 0 and value == int(value)):
+            raise ValueError(f"{where}: <size><{tag}> is {value:g}, not a whole number of pixels >= 0")
+    return (int(width), int(height)) if width > 0 and height > 0 else None
+
+
+_DIFFICULT = {"0": False, "1": True, "false": False, "true": True}
+
+
+def _difficult(obj: Element, where: str) -> bool:
+    """``<difficult>``: ``0``/``1`` (or ``false``/``true``); absent or empty means not difficult.
+
+    Raises:
+        ValueError: naming ``where`` and the value for anything else.
+    """
+    flag = obj.find("difficult")
+    text = "" if flag is None or flag.text is None else flag.text.strip()
+    if not text:
+        return False
+    if text.lower() not in _DIFFICULT:
+        raise ValueError(f"{where}: <difficult> is {text!r}, not 0 or 1")
+    return _DIFFICULT[text.lower()]
 
 
 class VOCDetection(RecordDataset):
@@ -86,6 +113,7 @@ class VOCDetection(RecordDataset):
         transforms: ``transforms(image, target) -> (image, target)``, e.g.
             :func:`~lightning_retina.data.transforms.train_transforms`.
         class_names: the classes, in label order.
+        max_pixels: refuse images with more pixels (see :func:`~lightning_retina.data.image_io.decode_image`).
 
     Attributes:
         image_ids: the file stem of each image (``"000005"``), in item order.
@@ -94,7 +122,8 @@ class VOCDetection(RecordDataset):
     Raises:
         FileNotFoundError: for a missing image-set list, annotation or image file (naming it).
         ValueError: naming the file (and object index) for malformed or forbidden XML (entity expansion), an unknown
-            class name, a non-numeric coordinate, ``x2 < x1`` or a box outside the image.
+            class name, a non-numeric coordinate, ``x2 < x1``, a box outside the image, a ``<difficult>`` other
+            than 0/1 or a ``<size>`` that is not a whole number >= 0 (0 means unknown).
 
     Example::
 
@@ -112,6 +141,7 @@ class VOCDetection(RecordDataset):
         keep_difficult: bool = False,
         transforms: Transforms | None = None,
         class_names: Sequence[str] = VOC_CLASSES,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.keep_difficult = keep_difficult
         self._label_of = {name: i for i, name in enumerate(class_names)}
@@ -125,7 +155,7 @@ class VOCDetection(RecordDataset):
                 self.image_ids.append(stem)
         if self.num_dropped_zero_area:
             logger.warning("VOC %s %s: dropped %d zero-area boxes", year, image_set, self.num_dropped_zero_area)
-        super().__init__(records, class_names, transforms)
+        super().__init__(records, class_names, transforms, max_pixels)
 
     @staticmethod
     def _read_image_set(path: Path) -> list[str]:
@@ -150,8 +180,7 @@ class VOCDetection(RecordDataset):
             name = _text(obj, "name", where)
             if name not in self._label_of:
                 raise ValueError(f"{where}: class {name!r} is not one of {len(self._label_of)} class_names")
-            flag = obj.find("difficult")
-            is_difficult = flag is not None and flag.text is not None and flag.text.strip() == "1"
+            is_difficult = _difficult(obj, where)
             if is_difficult and not self.keep_difficult:
                 continue
             bndbox = obj.find("bndbox")
@@ -165,7 +194,8 @@ class VOCDetection(RecordDataset):
         image = base / "JPEGImages" / f"{stem}.jpg"
         if not image.is_file():
             raise FileNotFoundError(f"VOC image not found: {image} (annotated in {xml})")
-        width, height = _image_size(root, str(xml))
+        size = _image_size(root, str(xml))
+        width, height = size or (float("inf"), float("inf"))
         box_array = check_boxes(np.asarray(boxes).reshape(-1, 4), width, height, str(xml), names)
         keep = (box_array[:, 2] > box_array[:, 0]) & (box_array[:, 3] > box_array[:, 1])
         self.num_dropped_zero_area += int((~keep).sum())
@@ -175,4 +205,5 @@ class VOCDetection(RecordDataset):
             labels=np.asarray(labels, dtype=np.int64)[keep],
             flags=np.asarray(difficult, dtype=bool)[keep],
             image_id=index,
+            size=size,
         )
