@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from lightning_retina.callbacks import COCOPredictionWriter
 from lightning_retina.data import DetectionDataModule
 from lightning_retina.detect import DEFAULT_MAX_PIXELS
 from lightning_retina.module import RetinaNetModule
@@ -18,12 +19,24 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 class RetinaNetCLI(LightningCLI):
     """LightningCLI for :class:`RetinaNetModule` + :class:`DetectionDataModule`.
 
-    ``num_classes`` and ``class_names`` of the model are linked from the data module.
+    ``num_classes``, ``class_names`` and ``category_ids`` of the model are linked from the data module; ``predict``
+    writes its detections as COCO results with a :class:`COCOPredictionWriter` (added unless one is configured).
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
+        parser.link_arguments("data.category_ids", "model.category_ids", apply_on="instantiate")
+
+    def before_predict(self) -> None:
+        """``predict`` writes COCO results (``<log dir>/predict_results.json``) unless a writer is configured."""
+        if not any(isinstance(c, COCOPredictionWriter) for c in self.trainer.callbacks):
+            self.trainer.callbacks.append(COCOPredictionWriter(stages=("predict",)))
+
+    def after_predict(self) -> None:
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, COCOPredictionWriter) and callback.path is not None:
+                print(f"Wrote COCO results to {callback.path}")
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -54,6 +54,20 @@ def coco_class_names(ann_file: str | Path) -> tuple[str, ...]:
         FileNotFoundError: when ``ann_file`` does not exist.
         ValueError: naming ``ann_file`` when it is not valid JSON or has no ``categories``.
     """
+    return tuple(c["name"] for c in _read_categories(ann_file))
+
+
+def coco_category_ids(ann_file: str | Path) -> tuple[int, ...]:
+    """The category ids of a COCO annotation file in label order (increasing), as ``COCODetection`` maps them.
+
+    Raises:
+        FileNotFoundError: when ``ann_file`` does not exist.
+        ValueError: naming ``ann_file`` when it is not valid JSON or has no ``categories``.
+    """
+    return tuple(int(c["id"]) for c in _read_categories(ann_file))
+
+
+def _read_categories(ann_file: str | Path) -> list[dict[str, Any]]:
     ann_file = Path(ann_file)
     if not ann_file.is_file():
         raise FileNotFoundError(f"COCO annotation file not found: {ann_file}")
@@ -61,7 +75,7 @@ def coco_class_names(ann_file: str | Path) -> tuple[str, ...]:
         categories = json.loads(ann_file.read_text())["categories"]
     except (json.JSONDecodeError, RecursionError, KeyError, TypeError) as err:
         raise ValueError(f"{ann_file}: cannot read 'categories' ({type(err).__name__}: {err})") from err
-    return tuple(c["name"] for c in _sorted_categories(categories))
+    return _sorted_categories(categories)
 
 
 def _xywh(ann: dict[str, Any], where: str) -> list[float]:
