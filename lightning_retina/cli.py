@@ -10,7 +10,9 @@ from pathlib import Path
 import yaml
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from lightning_retina.callbacks import COCOPredictionWriter
 from lightning_retina.data import DetectionDataModule
+from lightning_retina.data.image_io import DEFAULT_MAX_PIXELS
 from lightning_retina.module import RetinaNetModule
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
@@ -19,12 +21,24 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 class RetinaNetCLI(LightningCLI):
     """LightningCLI for :class:`RetinaNetModule` + :class:`DetectionDataModule`.
 
-    ``num_classes`` and ``class_names`` of the model are linked from the data module.
+    ``num_classes``, ``class_names`` and ``category_ids`` of the model are linked from the data module; ``predict``
+    writes its detections as COCO results with a :class:`COCOPredictionWriter` (added unless one is configured).
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
+        parser.link_arguments("data.category_ids", "model.category_ids", apply_on="instantiate")
+
+    def before_predict(self) -> None:
+        """``predict`` writes COCO results (``<log dir>/predict_results.json``) unless a writer is configured."""
+        if not any(isinstance(c, COCOPredictionWriter) for c in self.trainer.callbacks):
+            self.trainer.callbacks.append(COCOPredictionWriter(stages=("predict",)))
+
+    def after_predict(self) -> None:
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, COCOPredictionWriter) and callback.path is not None:
+                print(f"Wrote COCO results to {callback.path}")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -56,7 +70,26 @@ def _make_shapes(args: argparse.Namespace) -> int:
 def _detect(args: argparse.Namespace) -> int:
     from lightning_retina.detect import run_detect
 
-    return run_detect(args.ckpt, args.images, out=args.out, score_thresh=args.score_thresh, device=args.device)
+    return run_detect(
+        args.ckpt, args.images, out=args.out, score_thresh=args.score_thresh, device=args.device,
+        batch_size=args.batch_size, max_pixels=args.max_pixels, overwrite=args.overwrite,
+    )  # fmt: skip
+
+
+def _probability(text: str) -> float:
+    """An argparse type: a number in [0, 1] (NaN refused)."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
 
 
 def _extra_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
@@ -97,12 +130,41 @@ def _extra_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpar
                         help="write into ROOT even when it holds files make-shapes did not write (files with the "
                              "same names, e.g. VOC's 000001.jpg, are replaced)")
 
-    detect = sub.add_parser("detect", help="run a checkpoint on images, draw boxes, print one JSON line per image")
-    detect.add_argument("--ckpt", required=True, help="a checkpoint written by fit or demo")
-    detect.add_argument("images", nargs="+", help="image files (JPEG, PNG)")
-    detect.add_argument("--out", default="detections", help="folder for the drawn images")
-    detect.add_argument("--score-thresh", type=float, default=0.3)
-    detect.add_argument("--device", default="cpu")
+    detect = sub.add_parser(
+        "detect", help="run a checkpoint on images: one drawn PNG per image and detections.json (COCO results)",
+        description="Run a trained checkpoint on images. Writes into --out one drawn PNG per image (named after the "
+        "input's path relative to the inputs' common folder), detections.json (COCO results: image_id, file_name, "
+        "drawn, category_id, category_name, bbox [x, y, w, h] in original pixels, score) and a manifest of what it "
+        "wrote. Never overwrites an input, nor a file it did not write unless --overwrite. Unreadable images are "
+        "reported and skipped (exit status 1); the others are processed.",
+    )  # fmt: skip
+    detect.add_argument("--ckpt", required=True, help="a checkpoint written by fit, demo or Trainer.save_checkpoint")
+    detect.add_argument(
+        "images", nargs="+",
+        help="image files, folders (the images directly inside, sorted) and glob patterns ('photos/**/*.jpg')",
+    )  # fmt: skip
+    detect.add_argument(
+        "--out", default="detections",
+        help="output folder: new, empty or written by detect before (default: %(default)s)",
+    )  # fmt: skip
+    detect.add_argument(
+        "--score-thresh", type=_probability, default=0.3,
+        help="draw and write detections with at least this score, in [0, 1] (default: %(default)s)",
+    )  # fmt: skip
+    detect.add_argument(
+        "--device", default="cpu", help="device to run on: cpu, cuda, cuda:1, mps (default: %(default)s)"
+    )
+    detect.add_argument(
+        "--batch-size", type=_positive_int, default=8, help="images per forward pass (default: %(default)s)"
+    )
+    detect.add_argument(
+        "--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS,
+        help="refuse images with more pixels (width x height) than this, before decoding (default: %(default)s)",
+    )  # fmt: skip
+    detect.add_argument(
+        "--overwrite", action="store_true",
+        help="allow writing into a folder detect did not make and overwriting files there (never an input image)",
+    )  # fmt: skip
     return parser, {"demo": _demo, "make-shapes": _make_shapes, "detect": _detect}
 
 

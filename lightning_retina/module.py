@@ -38,6 +38,8 @@ class RetinaNetModule(LightningModule):
     Args:
         num_classes: number of **foreground** classes (no background slot): 20 for VOC, 80 for COCO.
         class_names: optional names of the ``num_classes`` classes (kept in checkpoints, used by ``detect``).
+        category_ids: optional id of each class in the data set it was trained on (COCO category ids, label order;
+            kept in checkpoints, written by ``detect`` and the COCO results writer). The CLI links it from the data.
         backbone: torchvision ResNet name (``"resnet18"`` … ``"resnet152"``).
         backbone_weights: ``None`` (from scratch, BN trains), a torchvision weights name (``"DEFAULT"``) or a local
             ResNet ``state_dict`` file (frozen BN).
@@ -87,6 +89,7 @@ class RetinaNetModule(LightningModule):
         self,
         num_classes: int,
         class_names: Sequence[str] | None = None,
+        category_ids: Sequence[int] | None = None,
         backbone: str = "resnet50",
         backbone_weights: str | None = None,
         trainable_backbone_layers: int | None = None,
@@ -130,6 +133,8 @@ class RetinaNetModule(LightningModule):
             raise ValueError(f"Unknown lr_schedule {lr_schedule!r}; expected one of {SCHEDULES}")
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} names but num_classes={num_classes}")
+        if category_ids is not None and len(category_ids) != num_classes:
+            raise ValueError(f"category_ids has {len(category_ids)} ids but num_classes={num_classes}")
         self.num_classes = num_classes
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         self.model = RetinaNetCore.from_config(num_classes, self.hparams)
@@ -307,10 +312,15 @@ class RetinaNetModule(LightningModule):
         self.log_dict(scalars, prog_bar=False, sync_dist=True)
 
     def predict_step(self, batch: Batch | Sequence[Tensor], batch_idx: int) -> list[dict[str, Tensor]]:
-        images = (
-            batch[0] if isinstance(batch, tuple) and len(batch) == 2 and not isinstance(batch[0], Tensor) else batch
-        )
-        return self(images)
+        """Detections of a batch of images, or of ``(images, targets)`` (each then carries its target's ``image_id``)."""
+        if not (isinstance(batch, tuple) and len(batch) == 2 and not isinstance(batch[0], Tensor)):
+            return self(batch)
+        images, targets = batch
+        detections = self(images)
+        for det, target in zip(detections, targets):
+            if "image_id" in target:
+                det["image_id"] = target["image_id"]
+        return detections
 
     # ---------------------------------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> dict[str, Any]:

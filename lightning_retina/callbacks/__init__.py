@@ -1,8 +1,10 @@
 """Lightning callbacks: ``ALWA`` (adaptive loss weight adjustment for any detector), ``TrainingHistory``
-(per-step losses and loss weights for plots) and ``TimeBudgetLR`` (a cosine lr schedule over a wall-clock budget)."""
+(per-step losses and loss weights for plots), ``TimeBudgetLR`` (a cosine lr schedule over a wall-clock budget) and
+``COCOPredictionWriter`` (predict / test detections as a COCO results file)."""
 
 from lightning_retina.callbacks.alwa import ALWA
 from lightning_retina.callbacks.history import TrainingHistory
+from lightning_retina.callbacks.prediction_writer import COCOPredictionWriter
 from lightning_retina.callbacks.time_budget import TimeBudgetLR
 
-__all__ = ["ALWA", "TrainingHistory", "TimeBudgetLR"]
+__all__ = ["ALWA", "COCOPredictionWriter", "TrainingHistory", "TimeBudgetLR"]

@@ -60,12 +60,26 @@ def coco_class_names(ann_file: str | Path) -> tuple[str, ...]:
         ValueError: naming ``ann_file`` when it is not valid JSON, has no ``categories`` or a category without an
             integer ``id`` or a ``name``, or two with one id.
     """
+    return tuple(c["name"] for c in _read_categories(ann_file))
+
+
+def coco_category_ids(ann_file: str | Path) -> tuple[int, ...]:
+    """The category ids of a COCO annotation file in label order (increasing), as ``COCODetection`` maps them.
+
+    Raises:
+        FileNotFoundError: when ``ann_file`` does not exist.
+        ValueError: naming ``ann_file`` when it is not valid JSON or has no ``categories``.
+    """
+    return tuple(int(c["id"]) for c in _read_categories(ann_file))
+
+
+def _read_categories(ann_file: str | Path) -> list[dict[str, Any]]:
     ann_file = Path(ann_file)
     data = _read_json(ann_file)
     if not isinstance(data, dict) or "categories" not in data:
         raise ValueError(f"{ann_file}: not a COCO instances file, no 'categories'")
     check_categories(data["categories"], ann_file)
-    return tuple(c["name"] for c in _sorted_categories(data["categories"]))
+    return _sorted_categories(data["categories"])
 
 
 def _xywh(ann: dict[str, Any], where: str) -> list[float]:

@@ -12,7 +12,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from lightning_retina.data.coco import COCODetection, coco_class_names
+from lightning_retina.data.coco import COCODetection, coco_category_ids, coco_class_names
 from lightning_retina.data.collate import collate_detection
 from lightning_retina.data.download import coco_paths, ensure_coco, ensure_voc
 from lightning_retina.data.synthetic import SHAPES_CLASSES, SHAPES_FORMATS, make_shapes_dataset, shapes_manifest
@@ -141,6 +141,20 @@ class DetectionDataModule(LightningDataModule):
                 ensure_coco(self.root, self.hparams.coco_val)  # no download here: only says what is missing
                 self._class_names = coco_class_names(coco_paths(self.root, self.hparams.coco_val)[1])
         return self._class_names
+
+    @property
+    def category_ids(self) -> tuple[int, ...] | None:
+        """The data set's id of each class in label order (COCO category ids), ``None`` for VOC layouts (no ids).
+
+        Raises:
+            FileNotFoundError: for COCO data that is not there (as :attr:`class_names`).
+        """
+        if self.dataset == "voc" or (self.dataset == "shapes" and self.hparams.shapes_format == "voc"):
+            return None
+        if self.dataset == "shapes":
+            return tuple(range(1, len(SHAPES_CLASSES) + 1))  # make_shapes_dataset writes category ids 1..K
+        ensure_coco(self.root, self.hparams.coco_val)
+        return coco_category_ids(coco_paths(self.root, self.hparams.coco_val)[1])
 
     @property
     def num_classes(self) -> int:
