@@ -76,6 +76,23 @@ def _detect(args: argparse.Namespace) -> int:
     )  # fmt: skip
 
 
+def _export(args: argparse.Namespace) -> int:
+    from lightning_retina.checkpoint import load_module
+    from lightning_retina.export import export_model
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise SystemExit(f"lightning-retina export: error: --out {out} is a folder; name the file to write")
+    if out.exists() and not args.overwrite:
+        raise SystemExit(f"lightning-retina export: error: {out} exists; pass --overwrite to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    module = load_module(args.ckpt)
+    size = tuple(args.image_size) if args.image_size else (module.hparams.min_size,) * 2
+    export_model(module.model, args.format, out, size, args.batch_size)
+    print(f"Wrote {args.format} model to {out} (input float32[{args.batch_size}, 3, {size[0]}, {size[1]}] in 0..1)")
+    return 0
+
+
 def _probability(text: str) -> float:
     """An argparse type: a number in [0, 1] (NaN refused)."""
     value = float(text)
@@ -165,7 +182,22 @@ def _extra_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpar
         "--overwrite", action="store_true",
         help="allow writing into a folder detect did not make and overwriting files there (never an input image)",
     )  # fmt: skip
-    return parser, {"demo": _demo, "make-shapes": _make_shapes, "detect": _detect}
+    export = sub.add_parser(
+        "export", help="write a checkpoint as ONNX, TorchScript or an ExportedProgram with our post-processing",
+        description="Export a trained checkpoint. The exported model takes float32[B, 3, H, W] RGB images in 0..1 (B, "
+        "H, W fixed here; normalisation, resizing and padding inside) and returns boxes [B, D, 4] (xyxy, input "
+        "pixels), scores [B, D], labels [B, D] (-1 pads) and counts [B].",
+    )  # fmt: skip
+    export.add_argument("--ckpt", required=True, help="a checkpoint written by fit, demo or Trainer.save_checkpoint")
+    export.add_argument("--format", required=True, choices=("onnx", "torchscript", "exported_program"),
+                        help="onnx (opset 17, for ONNX Runtime), torchscript (torch.jit.load) or exported_program "
+                             "(torch.export.load; name the file *.pt2)")  # fmt: skip
+    export.add_argument("--out", required=True, help="the file to write (refused if it exists, see --overwrite)")
+    export.add_argument("--image-size", type=_positive_int, nargs=2, metavar=("H", "W"),
+                        help="input height and width (default: the model's min_size, square)")  # fmt: skip
+    export.add_argument("--batch-size", type=_positive_int, default=1, help="images per call (default: %(default)s)")
+    export.add_argument("--overwrite", action="store_true", help="replace --out when it exists")
+    return parser, {"demo": _demo, "make-shapes": _make_shapes, "detect": _detect, "export": _export}
 
 
 def _config_files(argv: Sequence[str]) -> list[Path]:
