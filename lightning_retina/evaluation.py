@@ -39,12 +39,15 @@ def build_metric(kind: str, class_metrics: bool = False) -> Metric:
 
 
 def metric_target(target: dict[str, Tensor]) -> dict[str, Tensor]:
-    """The ground truth a metric needs: boxes and labels, plus ``iscrowd`` / ``difficult`` when present.
+    """The ground truth a metric needs: boxes and labels, plus ``iscrowd`` / ``difficult`` / ``area`` when present.
+
+    ``area`` (COCO's annotation area, ``float[M]``) decides small / medium / large as in pycocotools' ``COCOeval``;
+    without it the box area is used.
 
     VOC ``difficult`` objects become COCO ``iscrowd`` regions for the COCO metric (neither found nor missed), as
     the VOC devkit treats them.
     """
-    out = {k: target[k] for k in ("boxes", "labels", "iscrowd", "difficult") if k in target}
+    out = {k: target[k] for k in ("boxes", "labels", "iscrowd", "difficult", "area") if k in target}
     if "difficult" in out and "iscrowd" not in out:
         out["iscrowd"] = out["difficult"]
     return out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +13,10 @@ import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from lightning_retina.data import COCODetection
+from lightning_retina.evaluation import metric_target
 from lightning_retina.metrics import COCOMeanAveragePrecision
+from tests.data_fixtures import COCOTree, write_coco
 
 #: COCOeval.stats order (pycocotools ``summarize``).
 STAT_KEYS = (
@@ -121,3 +126,70 @@ def test_area_decides_small_medium_large() -> None:
         metric.update(preds, [target if area is None else {**target, "area": torch.tensor([area])}])
         result = metric.compute()
         assert (float(result["map_small"]), float(result["map_medium"])) == (small, medium)
+
+
+def _coco_files(tmp_path: Path, seed: int) -> tuple[COCOTree, Path]:
+    """A COCO instances file and a results file written like real ones (2-decimal boxes, segment areas).
+
+    Non-contiguous category ids, crowd boxes, an image without annotations (detections on it are false positives),
+    an image without detections, 150 detections on some images; each annotation's ``area`` is 0.4-1.1 times its
+    box area. Ground-truth boxes lie inside their image (the reader clips boxes past the border).
+    """
+    rng = np.random.default_rng(seed)
+    category_ids = [2, 7, 11, 90]
+    images, annotations, results = [], [], []
+    for index, image_id in enumerate((5, 9, 14, 23, 31, 40)):
+        images.append({"id": image_id, "file_name": f"{image_id}.jpg", "width": 240, "height": 200})
+        n = 0 if index == 1 else int(rng.integers(3, 25))
+        wh = np.round(3 + rng.random((n, 2)) ** 2 * 150, 2)
+        xy = np.round(rng.random((n, 2)) * (np.array([240, 200]) - wh), 2)
+        for box, cat in zip(np.concatenate([xy, wh], 1).tolist(), rng.choice(category_ids, n).tolist()):
+            annotations.append({"id": 100 + len(annotations), "image_id": image_id, "category_id": cat,
+                                "bbox": box, "area": round(box[2] * box[3] * rng.uniform(0.4, 1.1), 2),
+                                "iscrowd": int(rng.random() < 0.1)})  # fmt: skip
+        m = 0 if index == 2 else (150 if index % 2 else int(rng.integers(1, 60)))
+        source = [a for a in annotations if a["image_id"] == image_id] or [{"bbox": [50, 50, 40, 30]}]
+        for k in rng.integers(0, len(source), m).tolist():
+            x, y, w, h = np.array(source[k]["bbox"]) + rng.normal(0, 0.06, 4) * np.repeat(source[k]["bbox"][2:], 2)
+            cat = source[k].get("category_id") if rng.random() < 0.8 else None
+            results.append({"image_id": image_id, "category_id": cat or int(rng.choice(category_ids)),
+                            "bbox": [round(x, 2), round(y, 2), round(abs(w) + 1, 2), round(abs(h) + 1, 2)],
+                            "score": round(float(rng.random()), 3)})  # fmt: skip
+    data = {"images": images, "annotations": annotations,
+            "categories": [{"id": c, "name": f"class{c}"} for c in category_ids]}  # fmt: skip
+    tree = write_coco(tmp_path, "val", data)
+    results_file = tmp_path / "results.json"
+    results_file.write_text(json.dumps(results))
+    return tree, results_file
+
+
+def _predictions(results_file: Path, dataset: COCODetection) -> list[dict[str, torch.Tensor]]:
+    """The results file as per-image predictions in the dataset's label space and item order."""
+    label_of = {cid: label for label, cid in dataset.label_to_category_id.items()}
+    results = json.loads(results_file.read_text())
+    predictions = []
+    for image_id in dataset.image_ids:
+        mine = [r for r in results if r["image_id"] == image_id]
+        xywh = torch.tensor([r["bbox"] for r in mine], dtype=torch.float64).reshape(-1, 4)
+        labels = torch.tensor([label_of[r["category_id"]] for r in mine], dtype=torch.int64)
+        boxes = torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1).float()
+        predictions.append({"boxes": boxes, "scores": torch.tensor([r["score"] for r in mine]), "labels": labels})
+    return predictions
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("seed", range(3))
+def test_coco_files_read_by_our_reader_give_cocoeval_numbers(tmp_path: Path, seed: int, backend: str) -> None:
+    """COCODetection targets (with the annotation ``area``) + a results file = COCOeval on the two files."""
+    tree, results_file = _coco_files(tmp_path, seed)
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(tree.ann_file))
+        evaluator = COCOeval(gt, gt.loadRes(str(results_file)), "bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    dataset = COCODetection(tree.image_dir, tree.ann_file)
+    metric = COCOMeanAveragePrecision(backend=backend)
+    metric.warn_on_many_detections = False
+    metric.update(_predictions(results_file, dataset), [metric_target(dataset[i][1]) for i in range(len(dataset))])
+    assert_equal_stats(metric.compute(), evaluator.stats)

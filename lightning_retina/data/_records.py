@@ -30,6 +30,7 @@ class Record:
         labels: ``int64[N]`` in ``0..K-1``.
         flags: ``bool[N]`` (VOC ``difficult`` / COCO ``iscrowd``).
         image_id: the integer written to ``target["image_id"]``.
+        areas: ``float32[N]`` object areas for COCO's small/medium/large (``target["area"]``), or ``None``.
     """
 
     path: Path
@@ -37,6 +38,7 @@ class Record:
     labels: np.ndarray
     flags: np.ndarray
     image_id: int
+    areas: np.ndarray | None = None
 
 
 def check_boxes(boxes: np.ndarray, width: float, height: float, where: str, names: Sequence[object]) -> np.ndarray:
@@ -122,6 +124,8 @@ class RecordDataset(Dataset):
             "image_id": record.image_id,
             self.flag_key: torch.from_numpy(record.flags),
         }
+        if record.areas is not None:
+            target["area"] = torch.from_numpy(record.areas)
         if self.transforms is not None:
             image, target = self.transforms(image, target)
         return image, target
