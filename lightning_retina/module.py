@@ -13,15 +13,14 @@ from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
 from torchvision.models.detection.image_list import ImageList
 
-from lightning_retina.evaluation import METRICS, build_metric, metric_target
 from lightning_retina.losses.retinanet import RetinaNetLoss
+from lightning_retina.metrics import METRICS, build_metric, metric_log_dict, metric_target
 from lightning_retina.model import DEFAULT_ANCHOR_SIZES, build_retinanet
 from lightning_retina.optim import SCHEDULES, build_optimizer, lr_factor
 from lightning_retina.postprocess import postprocess_detections
 from lightning_retina.targets import check_targets
 
 Batch = tuple[Sequence[Tensor], Sequence[dict[str, Tensor]]]
-_COCO_LOG_KEYS = ("map", "map_50", "map_75", "map_small", "map_medium", "map_large", "mar_100")
 
 
 class HeadOutputs(NamedTuple):
@@ -320,8 +319,8 @@ class RetinaNetModule(LightningModule):
             return
         results = metric.compute()
         metric.reset()
-        scalars = {f"{prefix}/{k}": v for k, v in results.items() if k in _COCO_LOG_KEYS and v.numel() == 1}
-        self.log_dict(scalars, prog_bar=False, sync_dist=True)
+        class_names = self.class_names if self.hparams.class_metrics else None
+        self.log_dict(metric_log_dict(results, prefix, class_names), prog_bar=False, sync_dist=True)
 
     def predict_step(self, batch: Batch | Sequence[Tensor], batch_idx: int) -> list[dict[str, Tensor]]:
         images = (

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lightning_retina.data import COCODetection
-from lightning_retina.evaluation import metric_target
+from lightning_retina.metrics import metric_target
 from tests.data_fixtures import sample_coco, write_coco
 
 

@@ -14,8 +14,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from lightning_retina.data import COCODetection
-from lightning_retina.evaluation import metric_target
-from lightning_retina.metrics import COCOMeanAveragePrecision
+from lightning_retina.metrics import COCOMeanAveragePrecision, metric_target
 from tests.data_fixtures import COCOTree, write_coco
 
 #: COCOeval.stats order (pycocotools ``summarize``).
