@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from lightning_retina.callbacks import EvaluationPlots
 from lightning_retina.data import DetectionDataModule
 from lightning_retina.module import RetinaNetModule
 
@@ -17,10 +18,12 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 class RetinaNetCLI(LightningCLI):
     """LightningCLI for :class:`RetinaNetModule` + :class:`DetectionDataModule`.
 
-    ``num_classes`` and ``class_names`` of the model are linked from the data module.
+    ``num_classes`` and ``class_names`` of the model are linked from the data module. An :class:`EvaluationPlots`
+    callback (options ``--evaluation_plots.*``) writes PR curves and a confusion matrix after ``validate`` / ``test``.
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(EvaluationPlots, "evaluation_plots")
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
 

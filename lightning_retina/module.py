@@ -289,13 +289,14 @@ class RetinaNetModule(LightningModule):
         return None
 
     # -------------------------------------------------------------------------------------------- evaluation
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluation_step(batch, "val", self.val_metric)
+    def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, Any] | None:
+        return self._evaluation_step(batch, "val", self.val_metric)
 
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluation_step(batch, "test", self.test_metric)
+    def test_step(self, batch: Batch, batch_idx: int) -> dict[str, Any] | None:
+        return self._evaluation_step(batch, "test", self.test_metric)
 
-    def _evaluation_step(self, batch: Batch, prefix: str, metric: Any) -> None:
+    def _evaluation_step(self, batch: Batch, prefix: str, metric: Any) -> dict[str, Any] | None:
+        """Log the losses and update ``metric``; returns ``{"detections", "targets"}`` for callbacks when evaluated."""
         images, targets = batch
         check_targets(list(targets), self.num_classes)
         out = self.forward_heads(images, targets)
@@ -306,6 +307,8 @@ class RetinaNetModule(LightningModule):
         if metric is not None:
             detections = self._detect(out, [tuple(img.shape[-2:]) for img in images])
             metric.update(detections, [metric_target(t) for t in targets])
+            return {"detections": detections, "targets": targets}
+        return None
 
     def on_validation_epoch_end(self) -> None:
         self._log_metric("val", self.val_metric)

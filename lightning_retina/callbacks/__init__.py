@@ -1,8 +1,12 @@
 """Lightning callbacks: ``ALWA`` (adaptive loss weight adjustment for any detector), ``TrainingHistory``
-(per-step losses and loss weights for plots) and ``TimeBudgetLR`` (a cosine lr schedule over a wall-clock budget)."""
+(per-step losses and loss weights for plots), ``TimeBudgetLR`` (a cosine lr schedule over a wall-clock budget),
+``EvaluationImages`` (validation images with boxes drawn, to image loggers) and ``EvaluationPlots`` (PR curves and a
+confusion matrix as PNGs after ``validate`` / ``test``)."""
 
 from lightning_retina.callbacks.alwa import ALWA
+from lightning_retina.callbacks.evaluation_images import EvaluationImages
+from lightning_retina.callbacks.evaluation_plots import EvaluationPlots
 from lightning_retina.callbacks.history import TrainingHistory
 from lightning_retina.callbacks.time_budget import TimeBudgetLR
 
-__all__ = ["ALWA", "TrainingHistory", "TimeBudgetLR"]
+__all__ = ["ALWA", "EvaluationImages", "EvaluationPlots", "TrainingHistory", "TimeBudgetLR"]
