@@ -85,10 +85,10 @@ class EvaluationPlots(Callback):
         results = self._metric.compute()  # every rank: the metric syncs inside
         matrix = trainer.strategy.reduce(self._matrix.to(pl_module.device), reduce_op="sum").cpu()
         self._metric, self._matrix = None, None
+        folder = Path(trainer.log_dir or trainer.default_root_dir)  # on every rank: log_dir broadcasts
         if not trainer.is_global_zero:
             return
         names = class_names_of(pl_module, self.class_names)
-        folder = Path(trainer.log_dir or trainer.default_root_dir)
         folder.mkdir(parents=True, exist_ok=True)
         written = [plot_confusion_matrix(matrix, names, _free_path(folder, f"{stage}_confusion_matrix"))]
         if "precision" in results:
