@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from lightning_retina.callbacks import COCOPredictionWriter
+from lightning_retina.callbacks import COCOPredictionWriter, EvaluationPlots
 from lightning_retina.data import DetectionDataModule
 from lightning_retina.data.image_io import DEFAULT_MAX_PIXELS
 from lightning_retina.module import RetinaNetModule
@@ -22,10 +22,13 @@ class RetinaNetCLI(LightningCLI):
     """LightningCLI for :class:`RetinaNetModule` + :class:`DetectionDataModule`.
 
     ``num_classes``, ``class_names`` and ``category_ids`` of the model are linked from the data module; ``predict``
-    writes its detections as COCO results with a :class:`COCOPredictionWriter` (added unless one is configured).
+    writes its detections as COCO results with a :class:`COCOPredictionWriter` (added unless one is configured). An
+    :class:`EvaluationPlots` callback (options ``--evaluation_plots.*``) writes PR curves and a confusion matrix after
+    ``validate`` / ``test``.
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(EvaluationPlots, "evaluation_plots")
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
         parser.link_arguments("data.category_ids", "model.category_ids", apply_on="instantiate")

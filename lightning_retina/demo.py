@@ -17,7 +17,7 @@ from typing_extensions import override
 
 from lightning_retina.callbacks import ALWA, TimeBudgetLR, TrainingHistory
 from lightning_retina.data import DetectionDataModule
-from lightning_retina.evaluation import build_metric, metric_target
+from lightning_retina.metrics import build_metric, metric_target
 from lightning_retina.module import RetinaNetModule
 from lightning_retina.output_folder import claim_output_folder
 from lightning_retina.precision import fast_precision

@@ -12,15 +12,14 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
 
-from lightning_retina.evaluation import METRICS, build_metric, metric_target
 from lightning_retina.losses.retinanet import RetinaNetLoss
 from lightning_retina.matching import BG_IOU_THRESH, FG_IOU_THRESH
+from lightning_retina.metrics import METRICS, build_metric, metric_log_dict, metric_target
 from lightning_retina.model import DEFAULT_ANCHOR_SIZES, HeadOutputs, RetinaNetCore
 from lightning_retina.optim import SCHEDULES, build_optimizer, lr_factor
 from lightning_retina.targets import check_targets
 
 Batch = tuple[Sequence[Tensor], Sequence[dict[str, Tensor]]]
-_COCO_LOG_KEYS = ("map", "map_50", "map_75", "map_small", "map_medium", "map_large", "mar_100")
 
 
 class RetinaNetModule(LightningModule):
@@ -279,13 +278,14 @@ class RetinaNetModule(LightningModule):
             parameter.grad = None  # optimizers leave parameters without a gradient untouched
 
     # -------------------------------------------------------------------------------------------- evaluation
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluation_step(batch, "val", self.val_metric)
+    def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, Any] | None:
+        return self._evaluation_step(batch, "val", self.val_metric)
 
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluation_step(batch, "test", self.test_metric)
+    def test_step(self, batch: Batch, batch_idx: int) -> dict[str, Any] | None:
+        return self._evaluation_step(batch, "test", self.test_metric)
 
-    def _evaluation_step(self, batch: Batch, prefix: str, metric: Any) -> None:
+    def _evaluation_step(self, batch: Batch, prefix: str, metric: Any) -> dict[str, Any] | None:
+        """Log the losses and update ``metric``; returns ``{"detections", "targets"}`` for callbacks when evaluated."""
         images, targets = batch
         out = self.forward_heads(images, targets)
         losses = self.compute_losses(images, targets, heads=out)
@@ -295,6 +295,8 @@ class RetinaNetModule(LightningModule):
         if metric is not None:
             detections = self.model.detect(out, [tuple(img.shape[-2:]) for img in images])
             metric.update(detections, [metric_target(t) for t in targets])
+            return {"detections": detections, "targets": targets}
+        return None
 
     def on_validation_epoch_end(self) -> None:
         self._log_metric("val", self.val_metric)
@@ -308,8 +310,8 @@ class RetinaNetModule(LightningModule):
             return
         results = metric.compute()
         metric.reset()
-        scalars = {f"{prefix}/{k}": v for k, v in results.items() if k in _COCO_LOG_KEYS and v.numel() == 1}
-        self.log_dict(scalars, prog_bar=False, sync_dist=True)
+        class_names = self.class_names if self.hparams.class_metrics else None
+        self.log_dict(metric_log_dict(results, prefix, class_names), prog_bar=False, sync_dist=True)
 
     def predict_step(self, batch: Batch | Sequence[Tensor], batch_idx: int) -> list[dict[str, Tensor]]:
         """Detections of a batch of images, or of ``(images, targets)`` (each then carries its target's ``image_id``)."""

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 import torchvision.ops
 
-from lightning_retina.losses import sigmoid_focal_loss
+from lightning_retina.losses import RetinaNetLoss, sigmoid_focal_loss
 from lightning_retina.losses.focal import focal_negative_term, focal_positive_term
 
 REDUCTIONS = ["none", "mean", "sum"]
@@ -162,3 +162,48 @@ def test_bad_reduction_raises() -> None:
 def test_shape_mismatch_raises() -> None:
     with pytest.raises(ValueError, match=r"same shape, got \(3,\) and \(4,\)"):
         sigmoid_focal_loss(torch.zeros(3), torch.zeros(4))
+
+
+BAD_ALPHA_GAMMA = [
+    ({"alpha": 1.5}, r"alpha must be in \[0, 1\] or -1 \(no alpha-balancing\), got 1.5"),
+    ({"alpha": -0.5}, r"alpha must be in \[0, 1\] or -1 \(no alpha-balancing\), got -0.5"),
+    ({"alpha": float("nan")}, r"alpha must be in \[0, 1\] or -1 \(no alpha-balancing\), got nan"),
+    ({"gamma": -1.0}, r"gamma must be >= 0 and finite, got -1.0"),
+    ({"gamma": float("inf")}, r"gamma must be >= 0 and finite, got inf"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "match"), BAD_ALPHA_GAMMA)
+@pytest.mark.parametrize("loss_fn", [sigmoid_focal_loss, focal_positive_term, focal_negative_term])
+def test_bad_alpha_or_gamma_raise_naming_the_value(loss_fn, kwargs: dict, match: str) -> None:
+    logits, targets = _random_logits_targets(soft=False)
+    args = (logits, targets) if loss_fn is sigmoid_focal_loss else (logits,)
+    with pytest.raises(ValueError, match=match):
+        loss_fn(*args, **kwargs)
+
+
+@pytest.mark.parametrize("alpha", [1.5, -0.5])
+def test_torchvision_rejects_the_same_alphas(alpha: float) -> None:
+    """The rule is torchvision's: alpha in [0, 1] or exactly -1."""
+    logits, targets = _random_logits_targets(soft=False)
+    with pytest.raises(ValueError, match="Invalid alpha value"):
+        torchvision.ops.sigmoid_focal_loss(logits, targets, alpha=alpha)
+    torchvision.ops.sigmoid_focal_loss(logits, targets, alpha=-1)  # the disable value is accepted by both
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_alpha_bounds_are_allowed_and_weight_one_side(alpha: float) -> None:
+    logits, targets = _random_logits_targets(soft=False)
+    loss = sigmoid_focal_loss(logits, targets, alpha=alpha, gamma=2.0)
+    assert (loss >= 0).all() and (loss[targets == (1 - alpha)] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"focal_alpha": 1.5}, r"focal_alpha must be in \[0, 1\] or -1 .*got 1.5"),
+     ({"focal_alpha": -0.5}, r"focal_alpha must be in \[0, 1\] or -1 .*got -0.5"),
+     ({"focal_gamma": -1.0}, r"focal_gamma must be >= 0 and finite, got -1.0")],
+)  # fmt: skip
+def test_retinanet_loss_rejects_bad_focal_parameters(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        RetinaNetLoss(**kwargs)

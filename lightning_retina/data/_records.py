@@ -32,6 +32,7 @@ class Record:
         flags: ``bool[N]`` (VOC ``difficult`` / COCO ``iscrowd``).
         image_id: the integer written to ``target["image_id"]``.
         size: ``(width, height)`` written in the annotation file, ``None`` when it gives none.
+        areas: ``float32[N]`` object areas for COCO's small/medium/large (``target["area"]``), or ``None``.
     """
 
     path: Path
@@ -40,6 +41,7 @@ class Record:
     flags: np.ndarray
     image_id: int
     size: tuple[float, float] | None = None
+    areas: np.ndarray | None = None
 
 
 def check_boxes(boxes: np.ndarray, width: float, height: float, where: str, names: Sequence[object]) -> np.ndarray:
@@ -125,6 +127,8 @@ class RecordDataset(Dataset):
             "image_id": record.image_id,
             self.flag_key: torch.from_numpy(record.flags),
         }
+        if record.areas is not None:
+            target["area"] = torch.from_numpy(record.areas)
         if self.transforms is not None:
             image, target = self.transforms(image, target)
         return image, target

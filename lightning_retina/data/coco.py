@@ -90,6 +90,14 @@ def _xywh(ann: dict[str, Any], where: str) -> list[float]:
     return [float(v) for v in bbox]
 
 
+def _area(ann: dict[str, Any], where: str) -> float:
+    """The annotation's ``area`` (0 when absent: the box area is used then)."""
+    area = ann.get("area", 0)
+    if not isinstance(area, Real) or isinstance(area, bool) or not np.isfinite(area):
+        raise ValueError(f"{where}: 'area' must be a finite number, got {area!r}")
+    return float(area)
+
+
 class COCODetection(RecordDataset):
     """COCO-format detection data (``instances_*.json``), every image kept, crowd boxes flagged.
 
@@ -99,7 +107,9 @@ class COCODetection(RecordDataset):
     kept with ``iscrowd=True`` (the loss ignores them, COCO evaluation uses them). Images without annotations are kept.
 
     Items are ``(image, target)``: ``image`` is ``float32[3, H, W]`` in ``0..1``; ``target`` has ``boxes``
-    (``float32[N, 4]`` xyxy), ``labels`` (``int64[N]``), ``iscrowd`` (``bool[N]``) and ``image_id`` (the COCO id).
+    (``float32[N, 4]`` xyxy), ``labels`` (``int64[N]``), ``iscrowd`` (``bool[N]``), ``area`` (``float32[N]``, the
+    annotation's ``area`` — the segment area COCO's small/medium/large use — or the box area where it is absent or
+    not positive) and ``image_id`` (the COCO id).
 
     Args:
         image_dir: the folder with the images (``file_name`` in the JSON is relative to it).
@@ -155,6 +165,8 @@ class COCODetection(RecordDataset):
         boxes = check_boxes(boxes, info.get("width", np.inf), info.get("height", np.inf), ann_file, names)
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         self.num_dropped_zero_area += int((~keep).sum())
+        areas = np.array([_area(ann, f"{ann_file}, {name}") for ann, name in zip(anns, names)]).reshape(-1)
+        areas = np.where(areas > 0, areas, (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
         return Record(
             path=path,
             boxes=boxes[keep],
@@ -162,4 +174,5 @@ class COCODetection(RecordDataset):
             flags=np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool).reshape(-1)[keep],
             image_id=int(img_id),
             size=(info["width"], info["height"]) if "width" in info and "height" in info else None,
+            areas=areas[keep].astype(np.float32),
         )

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from lightning_retina.box_coder import BoxCoder
 from lightning_retina.losses.box import ciou_loss, diou_loss, giou_loss, iou_loss, l1_loss, smooth_l1_loss
 from lightning_retina.losses._focal_dense import dense_focal_loss
+from lightning_retina.losses.focal import check_focal_parameters
 from lightning_retina.matching import IGNORE, BatchedMatcher
 from lightning_retina.targets import pad_targets
 
@@ -34,8 +35,8 @@ class RetinaNetLoss(nn.Module):
             ``"balanced_bce"`` (α-balanced BCE, γ=0).
         reg_loss: ``"smooth_l1"`` / ``"l1"`` on encoded deltas, or ``"iou"``, ``"giou"``, ``"diou"``, ``"ciou"`` on
             boxes decoded from the predicted deltas and their anchors.
-        focal_alpha: α of the focal / balanced BCE loss (paper: 0.25).
-        focal_gamma: γ of the focal loss (paper: 2.0).
+        focal_alpha: α of the focal / balanced BCE loss (paper: 0.25), in ``[0, 1]`` or ``-1`` (no α).
+        focal_gamma: γ of the focal loss (paper: 2.0), ``>= 0``.
         smooth_l1_beta: β of the smooth-L1 loss (Detectron: 1/9; 0 is L1).
         normalization: ``"batch"`` divides each summed loss by the number of foreground anchors in the batch;
             ``"per_image"`` divides per image and averages over images (what torchvision does).
@@ -72,8 +73,7 @@ class RetinaNetLoss(nn.Module):
         _check_choice("cls_loss", cls_loss, CLS_LOSSES)
         _check_choice("reg_loss", reg_loss, REG_LOSSES)
         _check_choice("normalization", normalization, NORMALIZATIONS)
-        if focal_gamma < 0:
-            raise ValueError(f"focal_gamma must be >= 0, got {focal_gamma}")
+        check_focal_parameters(focal_alpha, focal_gamma, "focal_alpha", "focal_gamma")
         if smooth_l1_beta < 0:
             raise ValueError(f"smooth_l1_beta must be >= 0, got {smooth_l1_beta}")
         self.cls_loss = cls_loss

@@ -199,6 +199,8 @@ class VOCMeanAveragePrecision(Metric):
         """
         if len(preds) != len(target):
             raise ValueError(f"preds and target must have the same length, got {len(preds)} and {len(target)}")
+        if not preds:  # an empty batch adds no image (torchmetrics' MeanAveragePrecision accepts it too)
+            return
         det_rows, gt_rows = [], []
         for i, (p, t) in enumerate(zip(preds, target)):
             boxes = _field(p, "boxes", f"preds[{i}]", (-1, 4))
