@@ -91,6 +91,9 @@ class RetinaNetModule(LightningModule):
         skip_nonfinite: on a NaN/Inf loss skip the step with a warning (counted in ``train/skipped_steps``)
             instead of stopping with an error. Single process only: Lightning cannot skip a step under DDP, so
             fitting with more than one process raises a ``ValueError`` at the start.
+        max_consecutive_skips: with ``skip_nonfinite``, stop with a ``FloatingPointError`` (naming the count, the
+            step and the losses) when this many training steps in a row had non-finite losses: a run that skips
+            most of its steps has diverged and must not report success.
 
     Example::
 
@@ -135,6 +138,7 @@ class RetinaNetModule(LightningModule):
         class_metrics: bool = False,
         channels_last: bool = False,
         skip_nonfinite: bool = False,
+        max_consecutive_skips: int = 5,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -144,6 +148,8 @@ class RetinaNetModule(LightningModule):
             raise ValueError(f"Unknown lr_schedule {lr_schedule!r}; expected one of {SCHEDULES}")
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} names but num_classes={num_classes}")
+        if type(max_consecutive_skips) is not int or max_consecutive_skips < 1:  # noqa: E721 (bool is no count)
+            raise ValueError(f"max_consecutive_skips must be an int >= 1, got {max_consecutive_skips!r}")
         self.num_classes = num_classes
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         self.model = build_retinanet(
@@ -176,6 +182,7 @@ class RetinaNetModule(LightningModule):
         self.val_metric = build_metric(metric, class_metrics) if metric else None
         self.test_metric = build_metric(metric, class_metrics) if metric else None
         self.skipped_steps = 0
+        self.consecutive_skips = 0
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
 
@@ -271,6 +278,7 @@ class RetinaNetModule(LightningModule):
         loss = self.weighted_loss(losses)
         if not torch.isfinite(loss):
             return self._on_nonfinite(loss, losses, batch_idx)
+        self.consecutive_skips = 0
         batch_size = len(images)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=batch_size)
@@ -285,6 +293,13 @@ class RetinaNetModule(LightningModule):
         if not self.hparams.skip_nonfinite:
             raise FloatingPointError(message + ". Pass skip_nonfinite=True to skip such steps instead.")
         self.skipped_steps += 1
+        self.consecutive_skips += 1
+        limit = self.hparams.max_consecutive_skips
+        if self.consecutive_skips >= limit:
+            raise FloatingPointError(
+                f"{self.consecutive_skips} training steps in a row had a non-finite loss (max_consecutive_skips="
+                f"{limit}), the last one: {message}. The run has diverged; lower the learning rate or check the data."
+            )
         rank_zero_warn(f"{message}; skipping the step ({self.skipped_steps} skipped so far).", category=RuntimeWarning)
         self.log("train/skipped_steps", float(self.skipped_steps), batch_size=1)
         return None
@@ -353,8 +368,10 @@ class RetinaNetModule(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["loss_weights"] = dict(self.loss_weights)
         checkpoint["skipped_steps"] = self.skipped_steps
+        checkpoint["consecutive_skips"] = self.consecutive_skips
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.loss_weights.update(checkpoint.get("loss_weights", {}))
         self.skipped_steps = checkpoint.get("skipped_steps", 0)
+        self.consecutive_skips = checkpoint.get("consecutive_skips", 0)
 
