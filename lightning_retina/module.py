@@ -11,6 +11,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
+from torchmetrics import MeanMetric
 from torchvision.models.detection.image_list import ImageList
 
 from lightning_retina.evaluation import METRICS, build_metric, metric_target
@@ -21,6 +22,7 @@ from lightning_retina.postprocess import postprocess_detections
 from lightning_retina.targets import check_targets
 
 Batch = tuple[Sequence[Tensor], Sequence[dict[str, Tensor]]]
+_EVAL_LOSS_KEYS = ("loss", "loss_cls", "loss_reg")
 _COCO_LOG_KEYS = ("map", "map_50", "map_75", "map_small", "map_medium", "map_large", "mar_100")
 
 
@@ -181,6 +183,14 @@ class RetinaNetModule(LightningModule):
             raise ValueError(f"Unknown loss_weights keys {sorted(unknown)}; expected 'loss_cls' and 'loss_reg'")
         self.val_metric = build_metric(metric, class_metrics) if metric else None
         self.test_metric = build_metric(metric, class_metrics) if metric else None
+        # per-image means of the evaluation losses: (sum, count) states summed over DDP ranks, so uneven shards
+        # give the one-process value (a float logged with sync_dist would average the ranks' means)
+        self.eval_loss_means = torch.nn.ModuleDict(
+            {
+                prefix: torch.nn.ModuleDict({key: MeanMetric(nan_strategy="disable") for key in _EVAL_LOSS_KEYS})
+                for prefix in ("val", "test")
+            }
+        )
         self.skipped_steps = 0
         self.consecutive_skips = 0
         if channels_last:
@@ -316,9 +326,11 @@ class RetinaNetModule(LightningModule):
         check_targets(list(targets), self.num_classes)
         out = self.forward_heads(images, targets)
         losses = self.loss_fn(out.head_outputs, out.anchors, out.targets)
-        batch_size = len(images)
-        self.log_dict({f"{prefix}/{k}": v for k, v in losses.items()}, batch_size=batch_size, sync_dist=True)
-        self.log(f"{prefix}/loss", self.weighted_loss(losses), batch_size=batch_size, sync_dist=True)
+        losses["loss"] = self.weighted_loss(losses)
+        for key in _EVAL_LOSS_KEYS:  # each batch's mean loss weighted by its images: the epoch value is per image
+            mean = self.eval_loss_means[prefix][key]
+            mean.update(losses[key].detach(), len(images))
+            self.log(f"{prefix}/{key}", mean)
         if metric is not None:
             detections = self._detect(out, [tuple(img.shape[-2:]) for img in images])
             metric.update(detections, [metric_target(t) for t in targets])
