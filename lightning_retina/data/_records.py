@@ -12,6 +12,8 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lightning_retina.data.sampler import SampleKey
+
 Target = dict[str, Tensor | int]
 Transforms = Callable[[Tensor, Target], tuple[Tensor, Target]]
 
@@ -97,6 +99,10 @@ class RecordDataset(Dataset):
     (``float32[N, 4]`` xyxy absolute pixels), ``labels`` (``int64[N]`` in ``0..K-1``), ``image_id`` (int) and the
     per-box flag under :attr:`flag_key`. ``transforms(image, target)`` runs last.
 
+    An item is indexed by an int or by a :class:`~lightning_retina.data.sampler.SampleKey` (what the training
+    sampler yields): then the transforms run with the global torch RNG seeded from ``key.seed`` (and restored
+    afterwards), so the item's random augmentation depends on that seed alone, not on the worker or what ran before.
+
     Subclasses set :attr:`records`, :attr:`class_names` and :attr:`flag_key`.
     """
 
@@ -110,7 +116,8 @@ class RecordDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Target]:
+    def __getitem__(self, key: int | SampleKey) -> tuple[Tensor, Target]:
+        index, seed = key if isinstance(key, SampleKey) else (key, None)
         record = self.records[index]
         image = read_rgb_image(record.path)
         height, width = image.shape[-2:]
@@ -123,5 +130,8 @@ class RecordDataset(Dataset):
             self.flag_key: torch.from_numpy(record.flags),
         }
         if self.transforms is not None:
-            image, target = self.transforms(image, target)
+            with torch.random.fork_rng(devices=[], enabled=seed is not None):
+                if seed is not None:
+                    torch.manual_seed(seed)
+                image, target = self.transforms(image, target)
         return image, target
