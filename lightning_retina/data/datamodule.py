@@ -272,7 +272,10 @@ class DetectionDataModule(LightningDataModule):
         trainer = self.trainer
         if trainer is None or trainer.state.fn != "fit" or not trainer.num_training_batches:
             return {}
-        epoch, done = trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        # the batch progress counts the batches of the last epoch started; `current_epoch` has already moved past
+        # it when the checkpoint is written after `fit` returned
+        epoch = max(trainer.fit_loop.epoch_progress.current.started - 1, 0)
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
         if done >= trainer.num_training_batches:
             epoch, done = epoch + 1, 0
         return {"train_position": {"epoch": epoch, "batches_done": done}}

@@ -155,18 +155,23 @@ def shapes12(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize(("where", "checkpoint_kwargs"), [
     ("mid-epoch", dict(every_n_train_steps=MID_STEP)),
     ("epoch end", dict(every_n_epochs=1)),
+    ("after fit", None),  # Trainer.save_checkpoint after a 1-epoch fit, resumed with more epochs
 ])  # fmt: skip
 def test_datamodule_resume_sees_the_same_batches_and_augmentations(
-    shapes12: Path, tmp_path: Path, num_workers: int, where: str, checkpoint_kwargs: dict[str, int]
+    shapes12: Path, tmp_path: Path, num_workers: int, where: str, checkpoint_kwargs: dict[str, int] | None
 ) -> None:
     make_dm = lambda: shapes_datamodule(shapes12, 2 * MID_STEPS_PER_EPOCH, 1, num_workers=num_workers,  # noqa: E731
                                         persistent_workers=False, **AUGMENT)  # fmt: skip
     full = _SeenBatches()
-    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="{step}", save_top_k=-1, **checkpoint_kwargs)
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="{step}", save_top_k=-1, **checkpoint_kwargs or {})
     quiet_trainer(max_epochs=3, callbacks=[checkpoint], enable_checkpointing=True).fit(full, datamodule=make_dm())
     assert len(full.seen) == 3 * MID_STEPS_PER_EPOCH
     assert full.seen[:MID_STEPS_PER_EPOCH] != full.seen[MID_STEPS_PER_EPOCH:2 * MID_STEPS_PER_EPOCH]
     step = MID_STEP if where == "mid-epoch" else MID_STEPS_PER_EPOCH
+    if checkpoint_kwargs is None:
+        first = quiet_trainer(max_epochs=1)
+        first.fit(_SeenBatches(), datamodule=make_dm())
+        first.save_checkpoint(tmp_path / "ckpt" / f"step={step}.ckpt")
 
     again = _SeenBatches()
     resume = quiet_trainer(max_epochs=3, default_root_dir=tmp_path)
