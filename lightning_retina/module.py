@@ -11,6 +11,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
+from torchmetrics import MeanMetric
 
 from lightning_retina.losses.retinanet import RetinaNetLoss
 from lightning_retina.matching import BG_IOU_THRESH, FG_IOU_THRESH
@@ -20,6 +21,7 @@ from lightning_retina.optim import SCHEDULES, build_optimizer, lr_factor
 from lightning_retina.targets import check_targets
 
 Batch = tuple[Sequence[Tensor], Sequence[dict[str, Tensor]]]
+_EVAL_LOSS_KEYS = ("loss", "loss_cls", "loss_reg")
 
 
 class RetinaNetModule(LightningModule):
@@ -76,6 +78,9 @@ class RetinaNetModule(LightningModule):
         skip_nonfinite: on a NaN/Inf loss skip the step with a warning (counted in ``train/skipped_steps``)
             instead of stopping with an error. Single process only: Lightning cannot skip a step under DDP, so
             fitting with more than one process raises a ``ValueError`` at the start.
+        max_consecutive_skips: with ``skip_nonfinite``, stop with a ``FloatingPointError`` (naming the count, the
+            step and the losses) when this many training steps in a row had non-finite losses: a run that skips
+            most of its steps has diverged and must not report success.
 
     Example::
 
@@ -123,6 +128,7 @@ class RetinaNetModule(LightningModule):
         class_metrics: bool = False,
         channels_last: bool = False,
         skip_nonfinite: bool = False,
+        max_consecutive_skips: int = 5,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -134,6 +140,8 @@ class RetinaNetModule(LightningModule):
             raise ValueError(f"class_names has {len(class_names)} names but num_classes={num_classes}")
         if category_ids is not None and len(category_ids) != num_classes:
             raise ValueError(f"category_ids has {len(category_ids)} ids but num_classes={num_classes}")
+        if type(max_consecutive_skips) is not int or max_consecutive_skips < 1:  # noqa: E721 (bool is no count)
+            raise ValueError(f"max_consecutive_skips must be an int >= 1, got {max_consecutive_skips!r}")
         self.num_classes = num_classes
         self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         self.model = RetinaNetCore.from_config(num_classes, self.hparams)
@@ -147,7 +155,16 @@ class RetinaNetModule(LightningModule):
             raise ValueError(f"Unknown loss_weights keys {sorted(unknown)}; expected 'loss_cls' and 'loss_reg'")
         self.val_metric = build_metric(metric, class_metrics) if metric else None
         self.test_metric = build_metric(metric, class_metrics) if metric else None
+        # per-image means of the evaluation losses: (sum, count) states summed over DDP ranks, so uneven shards
+        # give the one-process value (a float logged with sync_dist would average the ranks' means)
+        self.eval_loss_means = torch.nn.ModuleDict(
+            {
+                prefix: torch.nn.ModuleDict({key: MeanMetric(nan_strategy="disable") for key in _EVAL_LOSS_KEYS})
+                for prefix in ("val", "test")
+            }
+        )
         self.skipped_steps = 0
+        self.consecutive_skips = 0
 
     # ----------------------------------------------------------------------------------------------- forward
     def forward_heads(
@@ -238,6 +255,7 @@ class RetinaNetModule(LightningModule):
         loss = self.weighted_loss(losses)
         if not torch.isfinite(loss):
             return self._on_nonfinite(loss, losses, batch_idx)
+        self.consecutive_skips = 0
         batch_size = len(images)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=batch_size)
@@ -252,6 +270,13 @@ class RetinaNetModule(LightningModule):
         if not self.hparams.skip_nonfinite:
             raise FloatingPointError(message + ". Pass skip_nonfinite=True to skip such steps instead.")
         self.skipped_steps += 1
+        self.consecutive_skips += 1
+        limit = self.hparams.max_consecutive_skips
+        if self.consecutive_skips >= limit:
+            raise FloatingPointError(
+                f"{self.consecutive_skips} training steps in a row had a non-finite loss (max_consecutive_skips="
+                f"{limit}), the last one: {message}. The run has diverged; lower the learning rate or check the data."
+            )
         rank_zero_warn(f"{message}; skipping the step ({self.skipped_steps} skipped so far).", category=RuntimeWarning)
         self.log("train/skipped_steps", float(self.skipped_steps), batch_size=1)
         return None
@@ -289,9 +314,11 @@ class RetinaNetModule(LightningModule):
         images, targets = batch
         out = self.forward_heads(images, targets)
         losses = self.compute_losses(images, targets, heads=out)
-        batch_size = len(images)
-        self.log_dict({f"{prefix}/{k}": v for k, v in losses.items()}, batch_size=batch_size, sync_dist=True)
-        self.log(f"{prefix}/loss", self.weighted_loss(losses), batch_size=batch_size, sync_dist=True)
+        losses["loss"] = self.weighted_loss(losses)
+        for key in _EVAL_LOSS_KEYS:  # each batch's mean loss weighted by its images: the epoch value is per image
+            mean = self.eval_loss_means[prefix][key]
+            mean.update(losses[key].detach(), len(images))
+            self.log(f"{prefix}/{key}", mean)
         if metric is not None:
             detections = self.model.detect(out, [tuple(img.shape[-2:]) for img in images])
             metric.update(detections, [metric_target(t) for t in targets])
@@ -348,10 +375,12 @@ class RetinaNetModule(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["loss_weights"] = dict(self.loss_weights)
         checkpoint["skipped_steps"] = self.skipped_steps
+        checkpoint["consecutive_skips"] = self.consecutive_skips
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.loss_weights.update(checkpoint.get("loss_weights", {}))
         self.skipped_steps = checkpoint.get("skipped_steps", 0)
+        self.consecutive_skips = checkpoint.get("consecutive_skips", 0)
 
 
 

@@ -84,8 +84,10 @@ class ALWA(Callback):
         ...                                   ("loss_objectness", "loss_rpn_box_reg")])
         >>> trainer = Trainer(callbacks=[alwa])
 
-    .. tip:: Several ALWA callbacks can be saved and restored together if they differ in
-        *interval, statistic, record* or *groups*.
+    .. tip:: Several ALWA callbacks can be saved and restored together if they adjust different *groups*: a
+        callback's checkpoint state is found by its groups alone. Resuming with another *interval, statistic* or
+        *record* than the checkpoint's restores the weights and starts a new window (with a warning), since the
+        saved window was collected under the old settings.
 
     """
 
@@ -123,9 +125,7 @@ class ALWA(Callback):
     @property
     @override
     def state_key(self) -> str:
-        return self._generate_state_key(
-            interval=self.interval, statistic=self.statistic, record=self.record, groups=self.groups
-        )
+        return self._generate_state_key(groups=self.groups)
 
     @property
     def weights(self) -> dict[str, float]:
@@ -236,15 +236,30 @@ class ALWA(Callback):
             "histories": {key: _stack_cpu(values) for key, values in self._history.items()},
             "window_steps": self._window_steps,
             "recorded_at": self._recorded_at,
+            "settings": self._settings(),
         }
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._weights.update({key: float(w) for key, w in state_dict.get("weights", {}).items()})
+        self._recorded_at = state_dict.get("recorded_at")
+        saved = state_dict.get("settings", self._settings())
+        if saved != self._settings():
+            rank_zero_warn(
+                f"ALWA: the checkpoint was written with {saved}, this callback has {self._settings()}; restoring the"
+                f" weights {self._weights} and starting a new window (the saved one was collected under the old"
+                " settings).",
+                category=RuntimeWarning,
+            )
+            self._history, self._window_steps = {key: [] for key in self._keys}, 0
+            return
         histories = state_dict.get("histories", {})
         self._history = {key: list(torch.as_tensor(histories.get(key, [])).unbind()) for key in self._keys}
         self._window_steps = int(state_dict.get("window_steps", 0))
-        self._recorded_at = state_dict.get("recorded_at")
+
+    def _settings(self) -> dict[str, Any]:
+        """What the window depends on, saved with it: ``interval``, ``statistic`` and ``record``."""
+        return {"interval": self.interval, "statistic": self.statistic, "record": self.record}
 
 
 def _validate_groups(groups: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:

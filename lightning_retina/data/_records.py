@@ -12,6 +12,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from lightning_retina.data.image_io import DEFAULT_MAX_PIXELS, decode_image, warn_once
+from lightning_retina.data.sampler import SampleKey
 
 Target = dict[str, Tensor | int]
 Transforms = Callable[[Tensor, Target], tuple[Tensor, Target]]
@@ -88,6 +89,9 @@ class RecordDataset(Dataset):
     The pixels are trusted over the annotation file: when the decoded size differs from the ``size`` / ``width`` /
     ``height`` the file gives, boxes are checked against the decoded image and an
     :class:`~lightning_retina.data.image_io.ImageWarning` names the file once.
+    An item is indexed by an int or by a :class:`~lightning_retina.data.sampler.SampleKey` (what the training
+    sampler yields): then the transforms run with the global torch RNG seeded from ``key.seed`` (and restored
+    afterwards), so the item's random augmentation depends on that seed alone, not on the worker or what ran before.
 
     Subclasses set :attr:`records`, :attr:`class_names` and :attr:`flag_key`.
     """
@@ -109,7 +113,8 @@ class RecordDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Target]:
+    def __getitem__(self, key: int | SampleKey) -> tuple[Tensor, Target]:
+        index, seed = key if isinstance(key, SampleKey) else (key, None)
         record = self.records[index]
         image = decode_image(record.path, self.max_pixels)
         height, width = image.shape[-2:]
@@ -130,5 +135,8 @@ class RecordDataset(Dataset):
         if record.areas is not None:
             target["area"] = torch.from_numpy(record.areas)
         if self.transforms is not None:
-            image, target = self.transforms(image, target)
+            with torch.random.fork_rng(devices=[], enabled=seed is not None):
+                if seed is not None:
+                    torch.manual_seed(seed)
+                image, target = self.transforms(image, target)
         return image, target

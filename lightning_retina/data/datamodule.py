@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 from lightning_retina.data.coco import COCODetection, coco_category_ids, coco_class_names
 from lightning_retina.data.collate import collate_detection
 from lightning_retina.data.download import coco_paths, ensure_coco, ensure_voc
+from lightning_retina.data.sampler import ResumableDistributedSampler
 from lightning_retina.data.synthetic import SHAPES_CLASSES, SHAPES_FORMATS, make_shapes_dataset, shapes_manifest
 from lightning_retina.data.transforms import eval_transforms, train_transforms
 from lightning_retina.data.voc import VOC_CLASSES, VOCDetection
@@ -40,10 +41,15 @@ class DetectionDataModule(LightningDataModule):
     image is evaluated exactly once over all ranks (Lightning's own sampler would pad with repeated images and
     skew the mAP; lightning #5060, #7929). Ranks may then run one batch more or less than each other.
 
-    The training loader shuffles with a :class:`~torch.utils.data.DistributedSampler` (one replica in a single
-    process, the trainer's world size and rank under DDP) seeded with ``seed``: Lightning calls its ``set_epoch``
-    at the start of every epoch, so epoch ``e`` has the same order whether the run went through it or resumed
-    from a checkpoint at its start (a plain ``shuffle=True`` loader would replay epoch 0's order after a resume).
+    The training loader shuffles with a :class:`~lightning_retina.data.sampler.ResumableDistributedSampler` (one
+    replica in a single process, the trainer's world size and rank under DDP) seeded with ``shuffle_seed``:
+    Lightning calls its ``set_epoch`` at the start of every epoch, so epoch ``e`` has the same order whether the
+    run went through it or resumed from a checkpoint (a plain ``shuffle=True`` loader would replay epoch 0's order).
+    The DataModule's ``state_dict`` (which Lightning saves in checkpoints) holds the training position, the epoch
+    and the batches of it already trained on, and a resumed run's loader starts right after them, mid-epoch too.
+    Each training image's random augmentation is seeded from ``(shuffle_seed, epoch, index)``, so a resumed run
+    (any ``num_workers``, any number of processes) sees exactly the batches and augmentations of an uninterrupted
+    one.
 
     Args:
         dataset: ``"voc"``, ``"coco"`` or ``"shapes"``.
@@ -66,7 +72,9 @@ class DetectionDataModule(LightningDataModule):
         photometric: random photometric distortion in training.
         scale_jitter: ``(min_scale, max_scale)`` zoom in/out in training, or ``None``.
         eval_batch_size: images per validation / test / predict batch (default: ``batch_size``).
-        seed: seed of the shapes set and of the training shuffle (epoch ``e`` uses ``seed + e``).
+        seed: seed of the generated shapes set, and of the training shuffle unless ``shuffle_seed`` is given.
+        shuffle_seed: seed of the training order (epoch ``e`` uses ``shuffle_seed + e``) and of the augmentations
+            (default: ``seed``). Change it to train on the same shapes set in another order.
 
     Raises:
         ValueError: for an unknown ``dataset`` or ``shapes_format``, or a non-positive batch size.
@@ -100,6 +108,7 @@ class DetectionDataModule(LightningDataModule):
         scale_jitter: tuple[float, float] | None = None,
         eval_batch_size: int | None = None,
         seed: int = 0,
+        shuffle_seed: int | None = None,
     ) -> None:
         super().__init__()
         if dataset not in DATASETS:
@@ -121,6 +130,7 @@ class DetectionDataModule(LightningDataModule):
         self.eval_transforms = eval_transforms()
         self.datasets: dict[str, Dataset] = {}
         self._class_names: tuple[str, ...] | None = None
+        self._train_position: dict[str, int] | None = None  # where a resumed run continues (load_state_dict)
 
     # ------------------------------------------------------------------------------------------------ classes
     @property
@@ -245,14 +255,48 @@ class DetectionDataModule(LightningDataModule):
             collate_fn=collate_detection,
             pin_memory=hp.pin_memory and torch.cuda.is_available(),
             persistent_workers=hp.persistent_workers and workers > 0,
-            generator=torch.Generator().manual_seed(hp.seed) if train else None,  # seeds the workers' RNGs
+            generator=torch.Generator().manual_seed(self._shuffle_seed) if train else None,  # the workers' RNGs
         )
 
-    def _train_sampler(self, dataset: Dataset) -> DistributedSampler:
-        """The shuffling sampler of the training set, split over the trainer's processes (one when unattached)."""
+    @property
+    def _shuffle_seed(self) -> int:
+        hp = self.hparams
+        return hp.seed if hp.shuffle_seed is None else hp.shuffle_seed
+
+    def _train_sampler(self, dataset: Dataset) -> ResumableDistributedSampler:
+        """The shuffling sampler of the training set, split over the trainer's processes (one when unattached).
+
+        After :meth:`load_state_dict` its first iteration starts where the checkpointed run stopped.
+        """
         trainer = self.trainer
         replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-        return DistributedSampler(dataset, num_replicas=replicas, rank=rank, shuffle=True, seed=self.hparams.seed)
+        sampler = ResumableDistributedSampler(dataset, num_replicas=replicas, rank=rank, seed=self._shuffle_seed)
+        if self._train_position is not None:
+            position, self._train_position = self._train_position, None
+            sampler.start_at(position["epoch"], position["batches_done"] * self.hparams.batch_size)
+        return sampler
+
+    # ------------------------------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        """The training position saved in checkpoints: the epoch and how many of its batches were trained on.
+
+        Read from the trainer's progress when the checkpoint is written (``{}`` outside ``fit``); a finished epoch
+        is saved as the start of the next one.
+        """
+        trainer = self.trainer
+        if trainer is None or trainer.state.fn != "fit" or not trainer.num_training_batches:
+            return {}
+        # the batch progress counts the batches of the last epoch started; `current_epoch` has already moved past
+        # it when the checkpoint is written after `fit` returned
+        epoch = max(trainer.fit_loop.epoch_progress.current.started - 1, 0)
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        if done >= trainer.num_training_batches:
+            epoch, done = epoch + 1, 0
+        return {"train_position": {"epoch": epoch, "batches_done": done}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the training position: the next training loader starts there."""
+        self._train_position = state_dict.get("train_position")
 
     def _eval_sampler(self, dataset: Dataset) -> UnrepeatedDistributedSampler | None:
         """An unpadded distributed sampler under DDP (each image once over all ranks), else ``None``."""

@@ -3,6 +3,10 @@
 Resizing and normalisation are not here: the model's own transform does them, the same way in training and
 evaluation. Training adds a random horizontal flip, optionally photometric distortion and a zoom in/out
 ("scale jitter"); evaluation only fixes the dtype.
+
+The random draws come from the global torch RNG (``transforms.v2`` takes no generator). In training the data set
+seeds it per sample from ``(shuffle seed, epoch, index)`` (see :mod:`lightning_retina.data.sampler`), so a resumed
+run augments every image as the uninterrupted run did.
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
 One ``torchrun --nproc-per-node 2`` job (this file run as a module, ``strategy="ddp"`` as under any launcher)
 trains the tiny model on shapes, writes each rank's parameters, ALWA weights and raw losses, then validates the
 saved checkpoint with the module's own metrics — also with a model that finds nothing in rank 1's shard — and
-writes every rank's mAP. The tests compare the ranks with each other, ALWA with the official rule over both
-ranks' losses, and each mAP with one process validating the same checkpoint. A hang anywhere fails the tests
-when the job outlives ``TIMEOUT_S`` (gloo collectives also time out after ``COLLECTIVE_TIMEOUT``).
+writes every rank's mAP and validation losses. The tests compare the ranks with each other, ALWA with the official
+rule over both ranks' losses, and each mAP and loss with one process validating the same checkpoint. A hang
+anywhere fails the tests when the job outlives ``TIMEOUT_S`` (gloo collectives also time out after
+``COLLECTIVE_TIMEOUT``).
 
 ``tests/test_datamodule_ddp.py`` checks the unpadded sampler with a stand-in module; ``tests/test_alwa_ddp.py``
 checks ALWA's pooling with prescribed losses.
@@ -29,6 +30,7 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from lightning_retina import RetinaNetModule
 from lightning_retina.callbacks import ALWA
+from lightning_retina.detect import load_module
 from tests.reliability.conftest import ALWA_KWARGS, RawLosses, quiet_trainer, shapes_datamodule, tiny_module
 from tests.test_alwa import official_alwa
 
@@ -38,6 +40,7 @@ VAL_SIZES = (4, 5)  # 5 is odd: the unpadded eval sampler gives the ranks 3 and 
 TIMEOUT_S = 420
 COLLECTIVE_TIMEOUT = timedelta(seconds=90)
 REPO = Path(__file__).resolve().parents[2]
+LOSS_KEYS = ("val/loss", "val/loss_cls", "val/loss_reg")
 MODEL = dict(score_thresh=0.0)  # an untrained model scores below 0.05; keep every candidate so the mAP is > 0
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
@@ -101,7 +104,8 @@ def _worker(out: Path, data: Path) -> None:
     torch.save({name: p.detach() for name, p in module.named_parameters()}, out / f"params{rank}.pt")
     trainer.save_checkpoint(checkpoint)
     record("fit", {"steps": trainer.global_step, "alwa": alwa.weights, "loss_weights": module.loss_weights,
-                   "losses": losses.steps, "map": trainer.callback_metrics["val/map"].item()})  # fmt: skip
+                   "losses": losses.steps, "map": trainer.callback_metrics["val/map"].item(),
+                   "val_losses": _val_losses(trainer.callback_metrics)})  # fmt: skip
     try:
         ddp(max_steps=1).fit(tiny_module(skip_nonfinite=True), datamodule=_datamodule(data, 5))
         record("skip_nonfinite", "no error")
@@ -112,6 +116,11 @@ def _worker(out: Path, data: Path) -> None:
         validator.validate(tiny_module(cls=cls, metric=metric, **MODEL), datamodule=_datamodule(data, num_val),
                            ckpt_path=checkpoint, verbose=False)  # fmt: skip
         record(name, validator.callback_metrics["val/map"].item())
+        record(f"{name} losses", _val_losses(validator.callback_metrics))
+
+
+def _val_losses(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
+    return {key: metrics[key].item() for key in LOSS_KEYS}
 
 
 # ------------------------------------------------------------------------------------------- the test side
@@ -152,8 +161,8 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> DDPRun:
     return DDPRun(job.returncode, output, ranks, out, data)
 
 
-def one_process_map(run: DDPRun, cls: type[RetinaNetModule], metric: str, num_val: int) -> float:
-    """The mAP of one process validating the DDP checkpoint (one thread, like each rank)."""
+def one_process_metrics(run: DDPRun, cls: type[RetinaNetModule], metric: str, num_val: int) -> dict[str, float]:
+    """What one process validating the DDP checkpoint logs (one thread, like each rank)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -162,7 +171,12 @@ def one_process_map(run: DDPRun, cls: type[RetinaNetModule], metric: str, num_va
                          ckpt_path=run.out / "ddp.ckpt", verbose=False)  # fmt: skip
     finally:
         torch.set_num_threads(threads)
-    return trainer.callback_metrics["val/map"].item()
+    return {key: value.item() for key, value in trainer.callback_metrics.items()}
+
+
+def one_process_map(run: DDPRun, cls: type[RetinaNetModule], metric: str, num_val: int) -> float:
+    """The mAP of one process validating the DDP checkpoint."""
+    return one_process_metrics(run, cls, metric, num_val)["val/map"]
 
 
 def test_parameters_identical_on_both_ranks_and_trained(ddp_run: DDPRun) -> None:
@@ -223,6 +237,28 @@ def test_coco_map_with_uneven_shards_equals_one_process(ddp_run: DDPRun) -> None
     would issue different numbers of collectives (gloo aborts, NCCL hangs); COCOMeanAveragePrecision must not."""
     values = ddp_run.result("coco uneven")
     assert values[0] == values[1] == pytest.approx(one_process_map(ddp_run, RetinaNetModule, "coco", 5), abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["fit", "voc blind", "coco uneven"])
+def test_validation_losses_with_uneven_shards_equal_one_process(ddp_run: DDPRun, name: str) -> None:
+    """5 val images on 2 ranks (3 and 2, batch 1): the logged losses are the per-image means over all 5 images.
+
+    Logged as floats with ``sync_dist=True`` they were the mean of the two ranks' means (1.4206 vs 1.1365 found by
+    an outside check). The one-process value is checked against per-image losses computed directly.
+    """
+    by_rank = [f["val_losses"] for f in ddp_run.result("fit")] if name == "fit" else ddp_run.result(f"{name} losses")
+    assert by_rank[0] == by_rank[1]
+    expected = one_process_metrics(ddp_run, RetinaNetModule, "voc", 5)
+    for key in LOSS_KEYS:
+        assert by_rank[0][key] == pytest.approx(expected[key], abs=1e-6, rel=0), key
+    module = load_module(ddp_run.out / "ddp.ckpt").eval()
+    datamodule = _datamodule(ddp_run.data, 5)
+    datamodule.setup("validate")
+    with torch.no_grad():
+        per_image = [module.compute_losses([image], [target]) for image, target in datamodule.datasets["val"]]
+    for key in ("loss_cls", "loss_reg"):
+        reference = sum(image_losses[key].item() for image_losses in per_image) / len(per_image)
+        assert expected[f"val/{key}"] == pytest.approx(reference, abs=1e-6, rel=0), key
 
 
 if __name__ == "__main__":

@@ -118,3 +118,24 @@ def test_skip_nonfinite_skips_counts_and_keeps_alwa_finite(shapes_train) -> None
         unchanged = _equal(snapshots.after[step], snapshots.before[step])
         assert unchanged == (step in bad), f"step {step}"
     assert all(torch.isfinite(p).all() for p in snapshots.after[-1].values())
+
+
+def test_skip_nonfinite_stops_after_max_consecutive_skips(shapes_train) -> None:
+    """Three skipped steps in a row stop the run (the count, step, batch and losses named); two do not."""
+    module, _, snapshots, trainer, loader = _run(
+        shapes_train, {1, 2, 4, 5, 6}, max_steps=10, skip_nonfinite=True, max_consecutive_skips=3
+    )
+    with pytest.warns(RuntimeWarning, match="skipping the step"), pytest.raises(FloatingPointError) as info:
+        trainer.fit(module, loader)
+    message = str(info.value)
+    assert message.startswith("3 training steps in a row had a non-finite loss (max_consecutive_skips=3)")
+    assert f"at global step {trainer.global_step} (batch {6 % STEPS_PER_EPOCH}): loss_cls=nan, loss_reg=inf" in message
+    # steps 1-2 were skipped, step 3 was good and reset the count; it ran out at step 6, the fifth skip
+    assert module.calls == 7 and module.skipped_steps == 5 and module.consecutive_skips == 3
+    assert len(snapshots.after) == 6  # the batch that stopped the run never ended
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.0, True])
+def test_max_consecutive_skips_must_be_a_positive_int(value) -> None:
+    with pytest.raises(ValueError, match=f"max_consecutive_skips must be an int >= 1, got {value!r}"):
+        tiny_module(max_consecutive_skips=value)
