@@ -19,6 +19,7 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (255, 250, 200), (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128),
 )  # fmt: skip
 _WHITE, _BLACK = (255, 255, 255), (0, 0, 0)
+TRUE_COLOR = _WHITE  # ground-truth boxes
 
 
 def class_color(label: int) -> tuple[int, int, int]:
@@ -72,7 +73,7 @@ def draw_detections(
     if target is not None:
         for box in target["boxes"].cpu().tolist():
             draw.rectangle(box, outline=_BLACK, width=2)
-            draw.rectangle(box, outline=_WHITE, width=1)
+            draw.rectangle(box, outline=TRUE_COLOR, width=1)
     keep = detections["scores"] >= score_thresh
     scores, order = detections["scores"][keep].cpu().sort()
     boxes, labels = detections["boxes"][keep].cpu()[order], detections["labels"][keep].cpu()[order]
