@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 from lightning.pytorch import LightningModule
@@ -103,18 +103,18 @@ class RetinaNetModule(LightningModule):
         self,
         num_classes: int,
         class_names: Sequence[str] | None = None,
-        backbone: str = "resnet50",
+        backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] = "resnet50",
         backbone_weights: str | None = None,
         trainable_backbone_layers: int | None = None,
-        head_norm: str = "none",
+        head_norm: Literal["none", "group"] = "none",
         fpn_channels: int = 256,
         anchor_sizes: tuple[int, ...] = DEFAULT_ANCHOR_SIZES,
-        cls_loss: str = "focal",
-        reg_loss: str = "smooth_l1",
+        cls_loss: Literal["focal", "bce", "balanced_bce"] = "focal",
+        reg_loss: Literal["smooth_l1", "l1", "iou", "giou", "diou", "ciou"] = "smooth_l1",
         focal_alpha: float = 0.25,
         focal_gamma: float = 2.0,
         smooth_l1_beta: float = 1.0 / 9.0,
-        normalization: str = "batch",
+        normalization: Literal["batch", "per_image"] = "batch",
         loss_weights: dict[str, float] | None = None,
         min_size: int = 800,
         max_size: int = 1333,
@@ -122,16 +122,16 @@ class RetinaNetModule(LightningModule):
         nms_thresh: float = 0.5,
         detections_per_img: int = 100,
         topk_candidates: int = 1000,
-        optimizer: str = "sgd",
+        optimizer: Literal["sgd", "adamw"] = "sgd",
         lr: float = 0.01,
         momentum: float = 0.9,
         weight_decay: float = 1e-4,
         warmup_steps: int = 500,
         warmup_factor: float = 0.001,
-        lr_schedule: str = "step",
+        lr_schedule: Literal["step", "cosine", "constant"] = "step",
         lr_milestones: Sequence[int] = (),
         lr_gamma: float = 0.1,
-        metric: str | None = "coco",
+        metric: Literal["coco", "voc", "voc07"] | None = "coco",
         class_metrics: bool = False,
         channels_last: bool = False,
         skip_nonfinite: bool = False,

@@ -136,7 +136,9 @@ class DetectionDataModule(LightningDataModule):
         # hyper-parameters hold plain types only, so checkpoints load with weights_only=True
         root = str(root)
         class_names = str(class_names) if isinstance(class_names, Path) else class_names
-        self.save_hyperparameters()
+        # saved in checkpoints (validate/test/predict reuse them) but not merged into the loggers' hparams: the
+        # module's `class_names` (the resolved names) and ours (as given: None, a list or a file) would clash there
+        self.save_hyperparameters(logger=False)
         self.dataset = dataset
         self.root = Path(root)
         self.spec: DatasetSpec = dataset_spec(dataset, self.root, self.hparams)
