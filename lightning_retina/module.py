@@ -19,6 +19,7 @@ from lightning_retina.model import DEFAULT_ANCHOR_SIZES, build_retinanet
 from lightning_retina.optim import SCHEDULES, build_optimizer, lr_factor
 from lightning_retina.postprocess import postprocess_detections
 from lightning_retina.targets import check_targets
+from lightning_retina.weighted_loss import weighted_sum
 
 Batch = tuple[Sequence[Tensor], Sequence[dict[str, Tensor]]]
 _COCO_LOG_KEYS = ("map", "map_50", "map_75", "map_small", "map_medium", "map_large", "mar_100")
@@ -254,8 +255,8 @@ class RetinaNetModule(LightningModule):
         return self.loss_fn(out.head_outputs, out.anchors, out.targets)
 
     def weighted_loss(self, losses: dict[str, Tensor]) -> Tensor:
-        """``Σ loss_weights[k] · losses[k]``."""
-        return sum(self.loss_weights[k] * losses[k] for k in self.loss_weights)
+        """``Σ loss_weights[k] · losses[k]``; a loss without a weight, or a weight without a loss, is a ValueError."""
+        return weighted_sum(losses, self.loss_weights, type(self).__name__)
 
     # ---------------------------------------------------------------------------------------------- training
     def setup(self, stage: str) -> None:
