@@ -24,7 +24,7 @@ TINY = {
 def readme_commands(marker: str) -> list[list[str]]:
     """The ``lightning-retina`` commands of the fenced block after ``<!-- marker -->``, continuation lines joined."""
     text = (REPO / "README.md").read_text()
-    block = re.search(rf"<!-- {marker} -->\n```bash\n(.*?)```", text, re.S)
+    block = re.search(rf"<!-- {marker} -->\n```bash\n(.*?)```", text, re.DOTALL)
     assert block, f"README has no block marked {marker}"
     lines = block.group(1).replace("\\\n", " ").splitlines()
     commands = [shlex.split(line) for line in lines if line.strip()]
