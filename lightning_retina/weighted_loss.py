@@ -29,4 +29,4 @@ def weighted_sum(losses: Mapping[str, Tensor], loss_weights: Mapping[str, float]
             f"(losses without a weight: {unweighted}; weights without a loss: {unused}). Add a loss_weights entry "
             "for every loss the model returns, and remove weights of losses it does not return."
         )
-    return sum(loss_weights[key] * losses[key] for key in losses)
+    return sum(loss_weights[key] * losses[key] for key in loss_weights)  # in weight order, as before
