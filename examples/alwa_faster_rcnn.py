@@ -1,8 +1,10 @@
-"""ALWA on torchvision Faster R-CNN: any detector that follows the weighted-loss contract can use the callback.
+"""ALWA on torchvision Faster R-CNN: any torchvision detector becomes a LightningModule with TorchvisionDetector.
 
-The contract: the module has ``loss_weights`` and ``training_step`` returns ``"loss"`` (the weighted sum) plus each
-raw loss. Faster R-CNN has two (classification, regression) pairs, so ALWA gets two groups: the ROI head and the
-RPN, each with its own classification weight. Trains a few steps on random images with random boxes::
+:class:`~lightning_retina.detectors.TorchvisionDetector` follows the weighted-loss contract (``loss_weights`` keyed by
+the model's own loss names; ``training_step`` returns ``"loss"`` plus each raw loss), shifts the labels ``0..K-1``
+past Faster R-CNN's background class and back, and brings the optimizer, lr schedule and validation mAP. Faster
+R-CNN has two (classification, regression) pairs, so ALWA gets two groups: the ROI head and the RPN, each with its
+own classification weight. Trains a few steps on random images with random boxes::
 
     python examples/alwa_faster_rcnn.py --max-steps 20
 """
@@ -10,59 +12,38 @@ RPN, each with its own classification weight. Trains a few steps on random image
 import argparse
 
 import torch
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import Trainer
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 
 from lightning_retina.callbacks import ALWA
+from lightning_retina.detectors import TorchvisionDetector
 
-LOSS_KEYS = ("loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg")
 GROUPS = [("loss_classifier", "loss_box_reg"), ("loss_objectness", "loss_rpn_box_reg")]
 
 
-class FasterRCNNModule(LightningModule):
-    """torchvision Faster R-CNN (ResNet-18 FPN, trained from scratch) following the weighted-loss contract.
-
-    Args:
-        num_classes: number of foreground classes (torchvision adds the background class 0; labels are 1..K).
-        image_size: images are resized to this (min_size = max_size).
-        lr: SGD learning rate.
-    """
-
-    def __init__(self, num_classes: int = 3, image_size: int = 128, lr: float = 0.01) -> None:
-        super().__init__()
-        # from scratch: real BatchNorm, not torchvision's default FrozenBatchNorm2d (which would be an identity)
-        backbone = resnet_fpn_backbone(
-            backbone_name="resnet18", weights=None, trainable_layers=5, norm_layer=nn.BatchNorm2d
-        )
-        self.model = FasterRCNN(
-            backbone,
-            num_classes=num_classes + 1,
-            min_size=image_size,
-            max_size=image_size,
-            # small images with a few objects: fewer proposals and sampled RoIs than the COCO defaults
-            rpn_pre_nms_top_n_train=500,
-            rpn_post_nms_top_n_train=200,
-            box_batch_size_per_image=128,
-        )
-        self.lr = lr
-        self.loss_weights = {key: 1.0 for key in LOSS_KEYS}
-
-    def training_step(self, batch: tuple[list[Tensor], list[dict[str, Tensor]]], batch_idx: int) -> dict[str, Tensor]:
-        images, targets = batch
-        losses = self.model(images, targets)  # raw losses, keyed by LOSS_KEYS
-        loss = sum(self.loss_weights[key] * losses[key] for key in LOSS_KEYS)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(images))
-        return {"loss": loss, **{key: losses[key].detach() for key in LOSS_KEYS}}
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9, weight_decay=1e-4)
+def build_faster_rcnn(num_classes: int = 3, image_size: int = 128) -> FasterRCNN:
+    """torchvision Faster R-CNN, ResNet-18 FPN from scratch, for ``num_classes`` foreground classes (+ background)."""
+    # from scratch: real BatchNorm, not torchvision's default FrozenBatchNorm2d (which would be an identity)
+    backbone = resnet_fpn_backbone(
+        backbone_name="resnet18", weights=None, trainable_layers=5, norm_layer=nn.BatchNorm2d
+    )
+    return FasterRCNN(
+        backbone,
+        num_classes=num_classes + 1,
+        min_size=image_size,
+        max_size=image_size,
+        # small images with a few objects: fewer proposals and sampled RoIs than the COCO defaults
+        rpn_pre_nms_top_n_train=500,
+        rpn_post_nms_top_n_train=200,
+        box_batch_size_per_image=128,
+    )
 
 
 class RandomBoxes(Dataset):
-    """Images ``[3, S, S]`` of noise with 1–3 bright rectangles, the rectangles as xyxy boxes, labels in 1..K."""
+    """Images ``[3, S, S]`` of noise with 1–3 bright rectangles, the rectangles as xyxy boxes, labels in 0..K-1."""
 
     def __init__(self, length: int, image_size: int = 128, num_classes: int = 3) -> None:
         self.length, self.image_size, self.num_classes = length, image_size, num_classes
@@ -78,7 +59,7 @@ class RandomBoxes(Dataset):
         wh = torch.randint(size // 8, size // 2, (num_boxes, 2), generator=gen)
         x1y1 = (torch.rand(num_boxes, 2, generator=gen) * (size - wh)).long()
         boxes = torch.cat([x1y1, x1y1 + wh], dim=1)
-        labels = torch.randint(1, self.num_classes + 1, (num_boxes,), generator=gen)
+        labels = torch.randint(0, self.num_classes, (num_boxes,), generator=gen)
         for (x1, y1, x2, y2), label in zip(boxes.tolist(), labels.tolist()):
             image[label % 3, y1:y2, x1:x2] = 1.0  # the class shows as a colour
         return image, {"boxes": boxes.float(), "labels": labels}
@@ -95,10 +76,10 @@ def main(
     interval: int = 2,
     accelerator: str = "auto",
     default_root_dir: str = "lightning_logs_alwa",
-) -> FasterRCNNModule:
+) -> TorchvisionDetector:
     """Train a few steps with ALWA on both groups; return the module (its ``loss_weights`` hold the ALWA weights)."""
     torch.manual_seed(0)
-    module = FasterRCNNModule()
+    module = TorchvisionDetector(build_faster_rcnn(), lr=0.01, warmup_steps=0, metric=None)
     data = DataLoader(RandomBoxes(max_steps * batch_size), batch_size=batch_size, shuffle=True, collate_fn=collate)
     trainer = Trainer(
         max_steps=max_steps,

@@ -4,8 +4,9 @@ Run: ``python examples/subclass.py`` (a few CPU steps on random boxes, prints th
 
 Two common customisations are shown:
 
-1. ``compute_losses``: add a loss term (a GIoU term on decoded boxes on top of smooth-L1),
-   keeping the weighted-loss contract so ALWA still works.
+1. ``loss_fn``: add a loss term (a GIoU term on decoded boxes on top of smooth-L1) by wrapping the loss, so
+   training and validation both compute it, with a ``loss_weights`` entry of its own: the weighted-loss contract
+   (every loss has a weight) holds and ALWA still works.
 2. ``__init__``: swap torchvision's RetinaNet head for a shallower one (2 convs instead of 4).
 """
 
@@ -37,6 +38,21 @@ class ShallowHead(RetinaNetHead):
             branch.conv = branch.conv[: 3 * depth]  # each block is conv, norm, relu
 
 
+class PlusGIoU(nn.Module):
+    """A RetinaNet loss plus the ``loss_reg`` of a GIoU :class:`RetinaNetLoss`, returned as ``loss_giou``."""
+
+    def __init__(self, base: RetinaNetLoss, cls_loss: str) -> None:
+        super().__init__()
+        self.base = base
+        self.giou = RetinaNetLoss(cls_loss=cls_loss, reg_loss="giou")
+        self.box_coder = base.box_coder  # what inference decodes with
+
+    def forward(self, head_outputs, anchors, targets):
+        losses = self.base(head_outputs, anchors, targets)
+        losses["loss_giou"] = self.giou(head_outputs, anchors, targets)["loss_reg"]
+        return losses
+
+
 class GIoUAuxModule(RetinaNetModule):
     """Smooth-L1 on deltas plus a GIoU term on decoded boxes, logged as its own loss (``loss_giou``)."""
 
@@ -44,14 +60,8 @@ class GIoUAuxModule(RetinaNetModule):
         super().__init__(*args, **kwargs)
         anchors_per_location = self.model.anchor_generator.num_anchors_per_location()[0]
         self.model.head = ShallowHead(self.model.backbone.out_channels, anchors_per_location, self.num_classes, depth)
-        self.giou_loss_fn = RetinaNetLoss(cls_loss=self.hparams.cls_loss, reg_loss="giou")
+        self.loss_fn = PlusGIoU(self.loss_fn, self.hparams.cls_loss)
         self.loss_weights["loss_giou"] = giou_weight
-
-    def compute_losses(self, images, targets, heads=None):
-        out = heads if heads is not None else self.forward_heads(images, targets)
-        losses = self.loss_fn(out.head_outputs, out.anchors, out.targets)
-        losses["loss_giou"] = self.giou_loss_fn(out.head_outputs, out.anchors, out.targets)["loss_reg"]
-        return losses
 
 
 def _random_batch(size: int = 128, n: int = 4):
@@ -64,18 +74,22 @@ def _random_batch(size: int = 128, n: int = 4):
     return images, targets
 
 
-def main(max_steps: int = 4) -> GIoUAuxModule:
-    """Train the subclass for ``max_steps`` steps with ALWA on the (loss_cls, loss_reg) pair."""
-    module = GIoUAuxModule(num_classes=3, backbone="resnet18", min_size=128, max_size=128, metric=None, warmup_steps=0)
+def main(max_steps: int = 4) -> tuple[GIoUAuxModule, dict[str, float]]:
+    """Train the subclass for ``max_steps`` steps with ALWA on the (loss_cls, loss_reg) pair, then validate it.
+
+    Returns:
+        the module and the validation metrics (``val/loss``, ``val/loss_giou``, ``val/map``, ...).
+    """
+    module = GIoUAuxModule(num_classes=3, backbone="resnet18", min_size=128, max_size=128, metric="voc",
+                           warmup_steps=0)  # fmt: skip
     batch = _random_batch()
     loader = DataLoader([batch] * max_steps, batch_size=None)
     trainer = Trainer(max_steps=max_steps, callbacks=[ALWA(interval=2)], logger=False, enable_checkpointing=False,
                       enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(module, loader)
-    with torch.no_grad():
-        losses = module.compute_losses(*batch)
-    print({k: round(float(v), 4) for k, v in losses.items()}, module.loss_weights)
-    return module
+    trainer.fit(module, loader, DataLoader([batch], batch_size=None))
+    (metrics,) = trainer.validate(module, DataLoader([batch], batch_size=None), verbose=False)
+    print({k: round(float(v), 4) for k, v in metrics.items()}, module.loss_weights)
+    return module, metrics
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from urllib.error import URLError
+from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
@@ -86,7 +89,12 @@ def _freeze_stages(body: resnet.ResNet, trainable_layers: int) -> None:
 
 
 def _make_resnet(name: str, weights: str | None) -> resnet.ResNet:
-    """A ResNet with trainable BN (no weights) or frozen BN (torchvision weights or a local file)."""
+    """A ResNet with trainable BN (no weights) or frozen BN (torchvision weights or a local file).
+
+    Raises:
+        FileNotFoundError: when torchvision weights are neither in the torch hub cache nor downloadable, naming the
+            file to put in the cache.
+    """
     builder = get_model_builder(name)
     if weights is None:
         return builder(weights=None, norm_layer=nn.BatchNorm2d)
@@ -102,4 +110,11 @@ def _make_resnet(name: str, weights: str | None) -> resnet.ResNet:
         raise ValueError(
             f"backbone_weights {weights!r} is neither a file nor one of {[w.name for w in enum]} / 'DEFAULT'"
         ) from None
-    return builder(weights=resolved, norm_layer=FrozenBatchNorm2d)
+    try:
+        return builder(weights=resolved, norm_layer=FrozenBatchNorm2d)
+    except URLError as error:  # no network: say where the file goes instead of a urllib traceback
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(resolved.url).path).name
+        raise FileNotFoundError(
+            f"backbone_weights={weights!r}: cannot download {resolved.url} ({error.reason}); put that file at "
+            f"{cached}, or pass the path of a local ResNet state_dict file as backbone_weights"
+        ) from None

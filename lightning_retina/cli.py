@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import torch
 import yaml
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 from lightning_retina.callbacks import COCOPredictionWriter, EvaluationPlots
 from lightning_retina.data import DetectionDataModule
@@ -16,6 +19,25 @@ from lightning_retina.data.image_io import DEFAULT_MAX_PIXELS
 from lightning_retina.module import RetinaNetModule
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+_LIGHTNING_HELP = {
+    "fit": "train a model (LightningCLI: --config, --model.*, --data.*, --trainer.*)",
+    "validate": "evaluate a checkpoint on the validation split (--ckpt_path; data settings from the checkpoint)",
+    "test": "evaluate a checkpoint on the test split (--ckpt_path; data settings from the checkpoint)",
+    "predict": "run a checkpoint over the predict split (--ckpt_path; data settings from the checkpoint)",
+}
+
+
+def saved_data_settings(ckpt_path: str | Path | None) -> dict[str, Any]:
+    """The DataModule arguments a checkpoint was trained with (``datamodule_hyper_parameters``), ``{}`` if none.
+
+    Only arguments that :class:`DetectionDataModule` still takes are returned. Read with ``weights_only=True``.
+    """
+    if not ckpt_path or not Path(ckpt_path).is_file():
+        return {}
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    saved = checkpoint.get(DetectionDataModule.CHECKPOINT_HYPER_PARAMS_KEY) or {}
+    known = inspect.signature(DetectionDataModule.__init__).parameters
+    return {key: value for key, value in saved.items() if key in known and key != "self"}
 
 
 class RetinaNetCLI(LightningCLI):
@@ -24,7 +46,9 @@ class RetinaNetCLI(LightningCLI):
     ``num_classes``, ``class_names`` and ``category_ids`` of the model are linked from the data module; ``predict``
     writes its detections as COCO results with a :class:`COCOPredictionWriter` (added unless one is configured). An
     :class:`EvaluationPlots` callback (options ``--evaluation_plots.*``) writes PR curves and a confusion matrix after
-    ``validate`` / ``test``.
+    ``validate`` / ``test``. ``validate`` / ``test`` / ``predict`` with ``--ckpt_path`` start from the data settings
+    saved in the checkpoint (the ``datamodule_hyper_parameters`` Lightning writes), so the split it was validated on is
+    read again as it was; a ``--config`` or ``--data.*`` argument overrides them.
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
@@ -42,6 +66,19 @@ class RetinaNetCLI(LightningCLI):
         for callback in self.trainer.callbacks:
             if isinstance(callback, COCOPredictionWriter) and callback.path is not None:
                 print(f"Wrote COCO results to {callback.path}")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """Parse ``args`` (the command line :func:`main` was given; no "args is intended..." warning), then for
+        validate / test / predict with ``--ckpt_path`` parse again with the checkpoint's data settings as defaults.
+        """
+        self.config = parser.parse_args(args)
+        subcommand = self.config.get("subcommand")
+        if subcommand not in LIGHTNING_COMMANDS[1:]:
+            return
+        saved = saved_data_settings(self.config[subcommand].get("ckpt_path"))
+        if saved:
+            self._subcommand_parsers[subcommand].set_defaults({f"data.{k}": v for k, v in saved.items()})
+            self.config = parser.parse_args(args)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -115,10 +152,11 @@ def _positive_int(text: str) -> int:
 def _extra_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
     parser = argparse.ArgumentParser(
         prog="lightning-retina",
-        description="RetinaNet for PyTorch Lightning. Lightning sub-commands: "
-        + ", ".join(LIGHTNING_COMMANDS) + " (see `lightning-retina fit --help`).",
+        description="RetinaNet for PyTorch Lightning. `lightning-retina <command> --help` describes each command.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    for command in LIGHTNING_COMMANDS:  # listed here, parsed by LightningCLI in main()
+        sub.add_parser(command, help=_LIGHTNING_HELP[command], add_help=False)
 
     demo = sub.add_parser("demo", help="train a small detector on generated shapes (CPU, minutes) and draw it")
     demo.add_argument("--data-dir", default="data/shapes",

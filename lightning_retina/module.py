@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
@@ -19,6 +19,7 @@ from lightning_retina.metrics import METRICS, build_metric, metric_log_dict, met
 from lightning_retina.model import DEFAULT_ANCHOR_SIZES, HeadOutputs, RetinaNetCore
 from lightning_retina.optim import SCHEDULES, build_optimizer, lr_factor
 from lightning_retina.targets import check_targets
+from lightning_retina.weighted_loss import weighted_sum
 
 Batch = tuple[Sequence[Tensor], Sequence[dict[str, Tensor]]]
 _EVAL_LOSS_KEYS = ("loss", "loss_cls", "loss_reg")
@@ -94,18 +95,18 @@ class RetinaNetModule(LightningModule):
         num_classes: int,
         class_names: Sequence[str] | None = None,
         category_ids: Sequence[int] | None = None,
-        backbone: str = "resnet50",
+        backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] = "resnet50",
         backbone_weights: str | None = None,
         trainable_backbone_layers: int | None = None,
-        head_norm: str = "none",
+        head_norm: Literal["none", "group"] = "none",
         fpn_channels: int = 256,
         anchor_sizes: tuple[int, ...] = DEFAULT_ANCHOR_SIZES,
-        cls_loss: str = "focal",
-        reg_loss: str = "smooth_l1",
+        cls_loss: Literal["focal", "bce", "balanced_bce"] = "focal",
+        reg_loss: Literal["smooth_l1", "l1", "iou", "giou", "diou", "ciou"] = "smooth_l1",
         focal_alpha: float = 0.25,
         focal_gamma: float = 2.0,
         smooth_l1_beta: float = 1.0 / 9.0,
-        normalization: str = "batch",
+        normalization: Literal["batch", "per_image"] = "batch",
         loss_weights: dict[str, float] | None = None,
         min_size: int = 800,
         max_size: int = 1333,
@@ -115,16 +116,16 @@ class RetinaNetModule(LightningModule):
         nms_thresh: float = 0.5,
         detections_per_img: int = 100,
         topk_candidates: int = 1000,
-        optimizer: str = "sgd",
+        optimizer: Literal["sgd", "adamw"] = "sgd",
         lr: float = 0.01,
         momentum: float = 0.9,
         weight_decay: float = 1e-4,
         warmup_steps: int = 500,
         warmup_factor: float = 0.001,
-        lr_schedule: str = "step",
+        lr_schedule: Literal["step", "cosine", "constant"] = "step",
         lr_milestones: Sequence[int] = (),
         lr_gamma: float = 0.1,
-        metric: str | None = "coco",
+        metric: Literal["coco", "voc", "voc07"] | None = "coco",
         class_metrics: bool = False,
         channels_last: bool = False,
         skip_nonfinite: bool = False,
@@ -238,8 +239,8 @@ class RetinaNetModule(LightningModule):
         return self.loss_fn(out.head_outputs, out.anchors, out.targets)
 
     def weighted_loss(self, losses: dict[str, Tensor]) -> Tensor:
-        """``Σ loss_weights[k] · losses[k]``."""
-        return sum(self.loss_weights[k] * losses[k] for k in self.loss_weights)
+        """``Σ loss_weights[k] · losses[k]``; a loss without a weight, or a weight without a loss, is a ValueError."""
+        return weighted_sum(losses, self.loss_weights, type(self).__name__)
 
     # ---------------------------------------------------------------------------------------------- training
     def setup(self, stage: str) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
@@ -51,3 +54,37 @@ def lr_factor(
         progress = min(1.0, step / max(1, total_steps))
         return warm * 0.5 * (1 + math.cos(math.pi * progress))
     return warm
+
+
+def optimizer_and_schedule(
+    params: Iterable[nn.Parameter],
+    optimizer: str,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    warmup_steps: int,
+    warmup_factor: float,
+    lr_schedule: str,
+    lr_milestones: Sequence[int],
+    lr_gamma: float,
+    total_steps: int,
+) -> dict[str, Any]:
+    """What ``LightningModule.configure_optimizers`` returns: :func:`build_optimizer` and a per-step ``LambdaLR`` of
+    :func:`lr_factor` (``total_steps`` matters for ``"cosine"`` only).
+
+    Raises:
+        ValueError: for an unknown optimizer or schedule name.
+    """
+    if lr_schedule not in SCHEDULES:
+        raise ValueError(f"Unknown lr_schedule {lr_schedule!r}; expected one of {SCHEDULES}")
+    built = build_optimizer(params, optimizer, lr, momentum, weight_decay)
+    schedule = partial(
+        lr_factor,
+        warmup_steps=warmup_steps,
+        warmup_factor=warmup_factor,
+        schedule=lr_schedule,
+        milestones=tuple(lr_milestones),
+        gamma=lr_gamma,
+        total_steps=total_steps,
+    )
+    return {"optimizer": built, "lr_scheduler": {"scheduler": LambdaLR(built, schedule), "interval": "step"}}

@@ -57,7 +57,11 @@ class ALWA(Callback):
         record: ``"weighted"`` records each loss times its current weight, as the official code does;
             ``"raw"`` records the losses as returned.
         groups: ``(cls_key, reg_key)`` pairs, each with its own classification weight, e.g. one for the RPN and
-            one for the ROI head of a two-stage detector. Every key appears once.
+            one for the ROI head of a two-stage detector. A group may hold several regression-side terms,
+            ``(cls_key, (reg_key_1, reg_key_2, ...))`` (FCOS: ``("classification", ("bbox_regression",
+            "bbox_ctrness"))``): they are pooled by summing them step by step (each times its weight with
+            ``record="weighted"``) and ``S_reg`` is the statistic of that sum, as if they were one regression loss;
+            their weights are never changed. Every key appears once.
         min_weight: lower bound of a classification weight, in ``(0, 1]``.
         log: log ``alwa/<cls_key>_weight`` every step and ``alwa/<cls_key>_stat``, ``alwa/<reg_key>_stat`` at each
             update with ``pl_module.log``.
@@ -96,7 +100,7 @@ class ALWA(Callback):
         interval: int = 100,
         statistic: str = "std",
         record: str = "weighted",
-        groups: Sequence[tuple[str, str]] = (("loss_cls", "loss_reg"),),
+        groups: Sequence[tuple[str, str | Sequence[str]]] = (("loss_cls", "loss_reg"),),
         min_weight: float = 1e-3,
         log: bool = True,
         start_step: int = 0,
@@ -116,10 +120,11 @@ class ALWA(Callback):
         self.statistic = statistic
         self.record = record
         self.groups = _validate_groups(groups)
+        self._pairs = tuple((cls_key, _reg_keys(reg)) for cls_key, reg in self.groups)
         self.min_weight = float(min_weight)
         self.start_step = start_step
         self._log = log  # not `self.log`: Lightning sets `callback.log = pl_module.log` in fit
-        self._keys = [key for group in self.groups for key in group]
+        self._keys = [key for cls_key, reg_keys in self._pairs for key in (cls_key, *reg_keys)]
         self._reset({cls_key: 1.0 for cls_key, _ in self.groups})
 
     @property
@@ -208,26 +213,35 @@ class ALWA(Callback):
 
     def _update(self, trainer: Trainer, pl_module: LightningModule) -> None:
         device = trainer.strategy.root_device if trainer.world_size > 1 else torch.device("cpu")
-        moments = torch.stack([window_moments(self._history[key], device) for key in self._keys])  # [2G, 3]
+        windows = [window for cls_key, reg_keys in self._pairs for window in self._group_windows(cls_key, reg_keys)]
+        moments = torch.stack([window_moments(values, device) for values in windows])  # [2G, 3]
         moments = trainer.strategy.reduce(moments, reduce_op="sum")
         rows = moments.tolist()
-        stats = {key: window_statistic(*row, statistic=self.statistic) for key, row in zip(self._keys, rows)}
-        for cls_key, reg_key in self.groups:
-            stat_cls, stat_reg = stats[cls_key], stats[reg_key]
+        stats = [window_statistic(*row, statistic=self.statistic) for row in rows]
+        for g, (cls_key, reg_keys) in enumerate(self._pairs):
+            stat_cls, stat_reg = stats[2 * g], stats[2 * g + 1]
+            reg_name = "+".join(reg_keys)
             if math.isfinite(stat_cls) and math.isfinite(stat_reg):
                 self._weights[cls_key], _ = alwa_update(self._weights[cls_key], stat_cls, stat_reg, self.min_weight)
                 pl_module.loss_weights[cls_key] = self._weights[cls_key]
             else:
                 rank_zero_warn(
-                    f"ALWA: non-finite window statistics for ({cls_key!r}, {reg_key!r}) at step {trainer.global_step}:"
+                    f"ALWA: non-finite window statistics for ({cls_key!r}, {reg_name!r}) at step {trainer.global_step}:"
                     f" S_cls={stat_cls}, S_reg={stat_reg}; keeping {cls_key} weight {self._weights[cls_key]}",
                     category=RuntimeWarning,
                 )
             if self._log:
                 pl_module.log(f"alwa/{cls_key}_stat", stat_cls, prog_bar=False, batch_size=1)
-                pl_module.log(f"alwa/{reg_key}_stat", stat_reg, prog_bar=False, batch_size=1)
+                pl_module.log(f"alwa/{reg_name}_stat", stat_reg, prog_bar=False, batch_size=1)
         self._history = {key: [] for key in self._keys}
         self._window_steps = 0
+
+    def _group_windows(self, cls_key: str, reg_keys: tuple[str, ...]) -> tuple[list[Tensor], list[Tensor]]:
+        """The classification window and the regression-side window (the step-wise sum of the regression terms)."""
+        reg = self._history[reg_keys[0]]
+        if len(reg_keys) > 1:
+            reg = [sum(values) for values in zip(*(self._history[key] for key in reg_keys))]
+        return self._history[cls_key], reg
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -262,19 +276,34 @@ class ALWA(Callback):
         return {"interval": self.interval, "statistic": self.statistic, "record": self.record}
 
 
-def _validate_groups(groups: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    """Check the ``(cls_key, reg_key)`` pairs: non-empty, pairs of distinct strings, each key used once."""
+def _reg_keys(reg: str | Sequence[str]) -> tuple[str, ...]:
+    """A group's regression side as a tuple of keys (one key, or several pooled by their sum)."""
+    return (reg,) if isinstance(reg, str) else tuple(reg)
+
+
+def _validate_groups(
+    groups: Sequence[tuple[str, str | Sequence[str]]],
+) -> tuple[tuple[str, str | tuple[str, ...]], ...]:
+    """Check the ``(cls_key, reg_key)`` / ``(cls_key, (reg_key, ...))`` groups: non-empty, distinct non-empty
+    strings, each key used once. A one-key regression side given as a sequence is kept as a sequence."""
     if isinstance(groups, str) or not groups:
         raise MisconfigurationException(f"`groups` must be a non-empty sequence of (cls_key, reg_key), got {groups!r}")
+    pairs = []
     for group in groups:
-        if isinstance(group, str) or len(group) != 2 or not all(isinstance(key, str) and key for key in group):
+        if isinstance(group, str) or len(group) != 2:
             raise MisconfigurationException(f"an ALWA group must be a (cls_key, reg_key) pair of names, got {group!r}")
-    pairs = tuple((cls_key, reg_key) for cls_key, reg_key in groups)
-    keys = [key for pair in pairs for key in pair]
+        cls_key, reg = group
+        reg_keys = _reg_keys(reg)
+        if not reg_keys or not all(isinstance(key, str) and key for key in (cls_key, *reg_keys)):
+            raise MisconfigurationException(
+                f"an ALWA group must be (cls_key, reg_key) or (cls_key, (reg_key, ...)) of names, got {group!r}"
+            )
+        pairs.append((cls_key, reg if isinstance(reg, str) else reg_keys))
+    keys = [key for cls_key, reg in pairs for key in (cls_key, *_reg_keys(reg))]
     repeated = sorted({key for key in keys if keys.count(key) > 1})
     if repeated:
         raise MisconfigurationException(f"each loss key may appear in one ALWA group only, repeated: {repeated}")
-    return pairs
+    return tuple(pairs)
 
 
 def _stack_cpu(values: list[Tensor]) -> Tensor:

@@ -1,4 +1,4 @@
-"""DetectionDataModule: Pascal VOC, COCO or synthetic shapes for 1 CPU, 1 GPU or many GPUs (DDP)."""
+"""DetectionDataModule: Pascal VOC, COCO, synthetic shapes or your own data set, for 1 CPU, 1 GPU or DDP."""
 
 from __future__ import annotations
 
@@ -10,31 +10,37 @@ import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader, Dataset
 
-from lightning_retina.data.coco import COCODetection, coco_category_ids, coco_class_names
 from lightning_retina.data.collate import collate_detection
-from lightning_retina.data.download import coco_paths, ensure_coco, ensure_voc
 from lightning_retina.data.sampler import ResumableDistributedSampler
-from lightning_retina.data.synthetic import SHAPES_CLASSES, SHAPES_FORMATS, make_shapes_dataset, shapes_manifest
+from lightning_retina.data.specs import DatasetSpec, Split, dataset_spec
 from lightning_retina.data.transforms import eval_transforms, train_transforms
-from lightning_retina.data.voc import VOC_CLASSES, VOCDetection
 
-DATASETS = ("voc", "coco", "shapes")
 _STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
+_SPEC_SPLIT: dict[str, Split] = {"train": "train", "val": "val", "test": "test", "predict": "test"}
 
 
 class DetectionDataModule(LightningDataModule):
-    """Pascal VOC (07, 12, 07+12), COCO or the synthetic shapes set, as list-collated ``(images, targets)`` batches.
+    """Pascal VOC (07, 12, 07+12), COCO, the synthetic shapes set or your own data in the VOC or COCO format, as
+    list-collated ``(images, targets)`` batches.
 
-    ``prepare_data`` only checks for (and, when asked, downloads or generates) the files; ``setup(stage)`` builds the
-    data sets on every process; one factory makes all loaders. Batches are ``(list[Tensor[3, H, W]], list[dict])``
-    (see :func:`collate_detection`). Training drops VOC ``difficult`` objects; evaluation keeps them (flagged).
+    Each ``dataset`` name is a :class:`~lightning_retina.data.specs.DatasetSpec` registered by name (``"voc"``,
+    ``"coco"``, ``"shapes"``; a new data set is one file, see :mod:`lightning_retina.data.specs`): the spec knows the
+    class names, the folder layout, how to check / download / generate the files and how to read each split; this
+    class only runs it. ``prepare_data`` only checks for (and, when asked, downloads or generates) the files;
+    ``setup(stage)`` builds the data sets on every process; one factory makes all loaders. Batches are
+    ``(list[Tensor[3, H, W]], list[dict])`` (see :func:`collate_detection`). Training drops VOC ``difficult``
+    objects; evaluation keeps them (flagged). Validate / test / predict never rewrite files.
 
     Splits: VOC trains on ``voc_train_sets`` and validates / tests on ``voc_test_sets``; COCO trains on
-    ``coco_train`` and validates / tests on ``coco_val``; shapes uses its ``train`` and ``val`` splits the same way.
-    ``root`` is the data set folder: the one holding ``VOCdevkit`` (or ``VOCdevkit`` itself); the one holding
-    ``train2017/``, ``val2017/`` and ``annotations/``; or where the shapes set is (or will be) written.
+    ``train_images`` + ``train_annotations`` (default: ``coco_train`` in the COCO 2017 layout) and validates on
+    ``val_images`` + ``val_annotations`` (default: ``coco_val``), tests on ``test_*`` (default: the validation split);
+    shapes uses its ``train`` and ``val`` splits. Predict reads the test split. ``root`` is the data set folder: the
+    one holding ``VOCdevkit`` (or ``VOCdevkit`` itself); the one holding ``train2017/``, ``val2017/`` and
+    ``annotations/`` (or your COCO export, the ``*_images`` / ``*_annotations`` paths being relative to it); or where
+    the shapes set is (or will be) written.
 
     Under DDP (``trainer.world_size > 1``) the validation and test loaders carry an unpadded
     :class:`~lightning.pytorch.overrides.distributed.UnrepeatedDistributedSampler`, which Lightning keeps, so each
@@ -52,17 +58,25 @@ class DetectionDataModule(LightningDataModule):
     one.
 
     Args:
-        dataset: ``"voc"``, ``"coco"`` or ``"shapes"``.
+        dataset: a registered data set name: ``"voc"``, ``"coco"`` or ``"shapes"``.
         root: the data set folder (see above).
         batch_size: training images per batch (per process).
         num_workers: loader worker processes.
         pin_memory: pin batches in page-locked memory when CUDA is available.
         persistent_workers: keep the workers alive between epochs (when ``num_workers > 0``).
         download: let ``prepare_data`` download VOC / COCO with torchvision's helpers when missing.
+        class_names: VOC layout only: your classes in label order, a list or the path of a text file with one name
+            a line. Default: the 20 VOC classes (a folder whose annotations name others is refused, listing them).
         voc_train_sets: ``(year, image_set)`` pairs concatenated for training (07+12 trainval by default).
         voc_test_sets: ``(year, image_set)`` pairs for validation and test (07 test by default).
-        coco_train: COCO training split (``"train2017"``).
-        coco_val: COCO validation split (``"val2017"``), also used for test.
+        coco_train: COCO 2017 layout: the training split (``"train2017"``).
+        coco_val: COCO 2017 layout: the validation split (``"val2017"``).
+        train_images: COCO: the training image folder (relative to ``root`` unless absolute).
+        train_annotations: COCO: the training annotation JSON file.
+        val_images: COCO: the validation image folder.
+        val_annotations: COCO: the validation annotation JSON file (its categories are the class names).
+        test_images: COCO: the test image folder (default: the validation split).
+        test_annotations: COCO: the test annotation JSON file.
         shapes_format: on-disk layout of the shapes set, ``"coco"`` (crowd clusters flagged ``iscrowd``) or
             ``"voc"`` (flagged ``difficult``).
         shapes_num_train: shapes training images.
@@ -77,13 +91,18 @@ class DetectionDataModule(LightningDataModule):
             (default: ``seed``). Change it to train on the same shapes set in another order.
 
     Raises:
-        ValueError: for an unknown ``dataset`` or ``shapes_format``, or a non-positive batch size.
+        ValueError: for an unknown ``dataset`` or ``shapes_format``, a non-positive batch size, ``class_names``
+            with COCO, or half of a ``<split>_images`` / ``<split>_annotations`` pair.
 
     Example::
 
         >>> dm = DetectionDataModule("shapes", root="data/shapes", batch_size=4)
         >>> dm.num_classes, dm.class_names
         (4, ('circle', 'square', 'triangle', 'star'))
+        >>> mine = DetectionDataModule("voc", root="my_voc", class_names=["cat", "dog"],
+        ...                            voc_train_sets=[("2007", "train")], voc_test_sets=[("2007", "val")])
+        >>> export = DetectionDataModule("coco", root="export", train_images="images/train",  # doctest: +SKIP
+        ...     train_annotations="train.json", val_images="images/val", val_annotations="val.json")
     """
 
     def __init__(
@@ -95,10 +114,17 @@ class DetectionDataModule(LightningDataModule):
         pin_memory: bool = True,
         persistent_workers: bool = True,
         download: bool = False,
+        class_names: Sequence[str] | str | None = None,
         voc_train_sets: Sequence[tuple[str, str]] = (("2007", "trainval"), ("2012", "trainval")),
         voc_test_sets: Sequence[tuple[str, str]] = (("2007", "test"),),
         coco_train: str = "train2017",
         coco_val: str = "val2017",
+        train_images: str | None = None,
+        train_annotations: str | None = None,
+        val_images: str | None = None,
+        val_annotations: str | None = None,
+        test_images: str | None = None,
+        test_annotations: str | None = None,
         shapes_format: Literal["coco", "voc"] = "coco",
         shapes_num_train: int = 1500,
         shapes_num_val: int = 200,
@@ -111,46 +137,38 @@ class DetectionDataModule(LightningDataModule):
         shuffle_seed: int | None = None,
     ) -> None:
         super().__init__()
-        if dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
-        if shapes_format not in SHAPES_FORMATS:
-            raise ValueError(f"shapes_format must be one of {SHAPES_FORMATS}, got {shapes_format!r}")
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size or batch_size)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
-        root = str(root)  # hyper-parameters hold plain types only, so checkpoints load with weights_only=True
-        self.save_hyperparameters()
+        # hyper-parameters hold plain types only, so checkpoints load with weights_only=True
+        root = str(root)
+        class_names = str(class_names) if isinstance(class_names, Path) else class_names
+        # saved in checkpoints (validate/test/predict reuse them) but not merged into the loggers' hparams: the
+        # module's `class_names` (the resolved names) and ours (as given: None, a list or a file) would clash there
+        self.save_hyperparameters(logger=False)
         self.dataset = dataset
         self.root = Path(root)
-        self.voc_train_sets = [(str(y), s) for y, s in voc_train_sets]
-        self.voc_test_sets = [(str(y), s) for y, s in voc_test_sets]
+        self.spec: DatasetSpec = dataset_spec(dataset, self.root, self.hparams)
         self.train_transforms = train_transforms(flip=train_flip, photometric=photometric, scale_jitter=scale_jitter)
         self.eval_transforms = eval_transforms()
         self.datasets: dict[str, Dataset] = {}
-        self._class_names: tuple[str, ...] | None = None
         self._train_position: dict[str, int] | None = None  # where a resumed run continues (load_state_dict)
 
     # ------------------------------------------------------------------------------------------------ classes
     @property
     def class_names(self) -> tuple[str, ...]:
-        """The class names in label order, known before ``setup``.
+        """The class names in label order, known before ``setup`` (from the data set's spec).
 
-        COCO reads them from the ``coco_val`` annotation file, which must be on disk already.
+        COCO reads them from the validation annotation file, which must be on disk already; a VOC-layout folder
+        without ``class_names`` has its annotations checked against the 20 VOC classes.
 
         Raises:
             FileNotFoundError: for COCO data that is not there, saying where it is expected and how to get it.
+            ValueError: for a VOC-layout folder with other classes and no ``class_names``, listing the names found.
         """
-        if self._class_names is None:
-            if self.dataset == "voc":
-                self._class_names = VOC_CLASSES
-            elif self.dataset == "shapes":
-                self._class_names = SHAPES_CLASSES
-            else:
-                ensure_coco(self.root, self.hparams.coco_val)  # no download here: only says what is missing
-                self._class_names = coco_class_names(coco_paths(self.root, self.hparams.coco_val)[1])
-        return self._class_names
+        return self.spec.class_names()
 
     @property
     def category_ids(self) -> tuple[int, ...] | None:
@@ -159,12 +177,7 @@ class DetectionDataModule(LightningDataModule):
         Raises:
             FileNotFoundError: for COCO data that is not there (as :attr:`class_names`).
         """
-        if self.dataset == "voc" or (self.dataset == "shapes" and self.hparams.shapes_format == "voc"):
-            return None
-        if self.dataset == "shapes":
-            return tuple(range(1, len(SHAPES_CLASSES) + 1))  # make_shapes_dataset writes category ids 1..K
-        ensure_coco(self.root, self.hparams.coco_val)
-        return coco_category_ids(coco_paths(self.root, self.hparams.coco_val)[1])
+        return self.spec.category_ids()
 
     @property
     def num_classes(self) -> int:
@@ -175,22 +188,16 @@ class DetectionDataModule(LightningDataModule):
     def prepare_data(self) -> None:
         """Check that the files exist; generate the shapes set, or download VOC / COCO when ``download=True``.
 
+        Under validate / test / predict nothing already on disk is rewritten.
+
         Raises:
             FileNotFoundError: for a missing VOC / COCO split without ``download``, saying where it is expected
                 and how to get it.
+            ValueError: outside fit, for a shapes folder made with other settings.
         """
-        hp = self.hparams
-        if self.dataset == "shapes":
-            wanted = {"format": hp.shapes_format, "num_train": hp.shapes_num_train, "num_val": hp.shapes_num_val,
-                      "image_size": hp.shapes_image_size, "seed": hp.seed}  # fmt: skip
-            if shapes_manifest(self.root) != wanted:
-                make_shapes_dataset(self.root, **wanted)
-        elif self.dataset == "voc":
-            for year, image_set in dict.fromkeys(self.voc_train_sets + self.voc_test_sets):
-                ensure_voc(self.root, year, image_set, hp.download)
-        else:
-            for split in dict.fromkeys((hp.coco_train, hp.coco_val)):
-                ensure_coco(self.root, split, hp.download)
+        trainer = self.trainer
+        fitting = trainer is None or trainer.state.fn in (None, TrainerFn.FITTING)
+        self.spec.prepare(self.hparams.download, fitting=fitting)
 
     # ----------------------------------------------------------------------------------------------- datasets
     def setup(self, stage: str) -> None:
@@ -203,25 +210,8 @@ class DetectionDataModule(LightningDataModule):
             raise ValueError(f"stage must be one of {tuple(_STAGE_SPLITS)}, got {stage!r}")
         for split in _STAGE_SPLITS[stage]:
             if split not in self.datasets:
-                self.datasets[split] = self._build(split)
-
-    def _build(self, split: str) -> Dataset:
-        hp, train = self.hparams, split == "train"
-        transforms = self.train_transforms if train else self.eval_transforms
-        if self.dataset == "voc":
-            sets = self.voc_train_sets if train else self.voc_test_sets
-            return VOCDetection(
-                self.root, [y for y, _ in sets], [s for _, s in sets], keep_difficult=not train, transforms=transforms
-            )
-        if self.dataset == "coco":
-            return COCODetection(*coco_paths(self.root, hp.coco_train if train else hp.coco_val), transforms=transforms)
-        shapes_split = "train" if train else "val"
-        if hp.shapes_format == "voc":
-            return VOCDetection(
-                self.root, "2007", shapes_split, keep_difficult=not train, transforms=transforms,
-                class_names=SHAPES_CLASSES,
-            )  # fmt: skip
-        return COCODetection(*coco_paths(self.root, shapes_split), transforms=transforms)
+                transforms = self.train_transforms if split == "train" else self.eval_transforms
+                self.datasets[split] = self.spec.build(_SPEC_SPLIT[split], transforms)
 
     # -------------------------------------------------------------------------------------------- dataloaders
     def train_dataloader(self) -> DataLoader:

@@ -1,4 +1,4 @@
-"""Where Pascal VOC and COCO live on disk, checking for them and fetching them with torchvision's helpers."""
+"""Checking for Pascal VOC and COCO on disk (paths from :mod:`~lightning_retina.data.layout`) and fetching them."""
 
 from __future__ import annotations
 
@@ -7,14 +7,9 @@ from pathlib import Path
 from torchvision.datasets.utils import download_and_extract_archive
 from torchvision.datasets.voc import DATASET_YEAR_DICT
 
-from lightning_retina.data.voc import voc_year_dir
+from lightning_retina.data.layout import coco_paths, voc_image_set_file
 
 COCO_URL = "http://images.cocodataset.org"
-
-
-def voc_image_set_file(root: str | Path, year: str, image_set: str) -> Path:
-    """``<root>/VOCdevkit/VOC<year>/ImageSets/Main/<image_set>.txt`` (``root`` may be the ``VOCdevkit`` folder)."""
-    return voc_year_dir(root, year) / "ImageSets" / "Main" / f"{image_set}.txt"
 
 
 def _voc_archive(year: str, image_set: str) -> dict[str, str]:
@@ -43,12 +38,6 @@ def ensure_voc(root: str | Path, year: str, image_set: str, download: bool = Fal
     root = Path(root)
     extract_to = root.parent if root.name == "VOCdevkit" else root
     download_and_extract_archive(archive["url"], str(extract_to), filename=archive["filename"], md5=archive["md5"])
-
-
-def coco_paths(root: str | Path, split: str) -> tuple[Path, Path]:
-    """``(<root>/<split>, <root>/annotations/instances_<split>.json)``, e.g. for ``split="val2017"``."""
-    root = Path(root)
-    return root / split, root / "annotations" / f"instances_{split}.json"
 
 
 def ensure_coco(root: str | Path, split: str, download: bool = False) -> None:

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from lightning_retina.output_folder import claim_output_folder, read_marker, write_marker
+from lightning_retina.data.layout import VOC_DEVKIT, VOCYear, coco_paths
 
 SHAPES_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star")
 SHAPES_FORMATS = ("voc", "coco")
@@ -196,29 +197,30 @@ def _draw_split(seed: int, split_index: int, count: int, first_id: int, image_si
 
 def _write_voc_split(root: Path, split: str, drawn: Drawn, image_size: int) -> None:
     """JPEGs and XMLs into ``root/VOCdevkit/VOC2007``, then the ``ImageSets/Main/<split>.txt`` list."""
-    voc = root / "VOCdevkit" / "VOC2007"
-    for folder in ("JPEGImages", "Annotations", "ImageSets/Main"):
-        (voc / folder).mkdir(parents=True, exist_ok=True)
+    voc = VOCYear(root / VOC_DEVKIT / "VOC2007")
+    for folder in (voc.images, voc.annotations, voc.image_sets):
+        folder.mkdir(parents=True, exist_ok=True)
     stems = []
     for stem, _, image, objects in drawn:
-        image.save(voc / "JPEGImages" / f"{stem}.jpg", quality=90)
-        _voc_xml(stem, image_size, objects).write(voc / "Annotations" / f"{stem}.xml")
+        image.save(voc.image(stem), quality=90)
+        _voc_xml(stem, image_size, objects).write(voc.annotation(stem))
         stems.append(stem)
-    (voc / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(f"{s}\n" for s in stems))
+    voc.image_set(split).write_text("".join(f"{s}\n" for s in stems))
 
 
 def _write_coco_split(root: Path, split: str, drawn: Drawn, image_size: int) -> None:
     """JPEGs into ``root/<split>``, then ``root/annotations/instances_<split>.json``."""
-    for folder in (split, "annotations"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
+    image_dir, ann_file = coco_paths(root, split)
+    for folder in (image_dir, ann_file.parent):
+        folder.mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
     for stem, image_id, image, objects in drawn:
-        image.save(root / split / f"{stem}.jpg", quality=90)
+        image.save(image_dir / f"{stem}.jpg", quality=90)
         images.append({"id": image_id, "file_name": f"{stem}.jpg", "width": image_size, "height": image_size})
         annotations += _coco_annotations(image_id, len(annotations) + 1, objects)
     categories = [{"id": k + 1, "name": name, "supercategory": "shape"} for k, name in enumerate(SHAPES_CLASSES)]
     coco = {"images": images, "annotations": annotations, "categories": categories}
-    (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco))
+    ann_file.write_text(json.dumps(coco))
 
 
 def make_shapes_dataset(

@@ -14,6 +14,7 @@ from defusedxml.ElementTree import parse as parse_xml
 
 from lightning_retina.data._records import Record, RecordDataset, Transforms, check_boxes
 from lightning_retina.data.image_io import DEFAULT_MAX_PIXELS
+from lightning_retina.data.layout import VOCYear, read_image_set
 
 logger = logging.getLogger(__name__)
 
@@ -21,13 +22,6 @@ VOC_CLASSES: tuple[str, ...] = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
 )  # fmt: skip
-
-
-def voc_year_dir(root: str | Path, year: str) -> Path:
-    """``<root>/VOCdevkit/VOC<year>``, or ``<root>/VOC<year>`` when ``root`` is the ``VOCdevkit`` folder itself."""
-    root = Path(root)
-    inside = root / f"VOC{year}"
-    return inside if root.name == "VOCdevkit" or inside.is_dir() else root / "VOCdevkit" / f"VOC{year}"
 
 
 def _splits(year: str | Sequence[str], image_set: str | Sequence[str]) -> list[tuple[str, str]]:
@@ -149,25 +143,16 @@ class VOCDetection(RecordDataset):
         self.image_ids: list[str] = []
         self.num_dropped_zero_area = 0
         for y, s in _splits(year, image_set):
-            base = voc_year_dir(root, y)
-            for stem in self._read_image_set(base / "ImageSets" / "Main" / f"{s}.txt"):
+            base = VOCYear.of(root, y)
+            for stem in read_image_set(base.image_set(s)):
                 records.append(self._parse(base, stem, len(records)))
                 self.image_ids.append(stem)
         if self.num_dropped_zero_area:
             logger.warning("VOC %s %s: dropped %d zero-area boxes", year, image_set, self.num_dropped_zero_area)
         super().__init__(records, class_names, transforms, max_pixels)
 
-    @staticmethod
-    def _read_image_set(path: Path) -> list[str]:
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"VOC image set list not found: {path} (expected the devkit layout "
-                "<root>/VOCdevkit/VOC<year>/ImageSets/Main/<image_set>.txt)"
-            )
-        return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
-
-    def _parse(self, base: Path, stem: str, index: int) -> Record:
-        xml = base / "Annotations" / f"{stem}.xml"
+    def _parse(self, base: VOCYear, stem: str, index: int) -> Record:
+        xml = base.annotation(stem)
         if not xml.is_file():
             raise FileNotFoundError(f"VOC annotation not found: {xml}")
         try:
@@ -191,7 +176,7 @@ class VOCDetection(RecordDataset):
             labels.append(self._label_of[name])
             difficult.append(is_difficult)
             names.append(f"object {i}")
-        image = base / "JPEGImages" / f"{stem}.jpg"
+        image = base.image(stem)
         if not image.is_file():
             raise FileNotFoundError(f"VOC image not found: {image} (annotated in {xml})")
         size = _image_size(root, str(xml))
