@@ -65,7 +65,7 @@ class PostprocessCase:
         ours, theirs = self.run("ours"), self.run("torchvision")
         ok, count = len(ours) == len(theirs), 0
         for a, b in zip(ours, theirs):
-            a, b = _canonical(a), _canonical(b)
+            a, b = canonical_order(a), canonical_order(b)
             if a["scores"].shape != b["scores"].shape:
                 ok = False
                 continue
@@ -75,7 +75,7 @@ class PostprocessCase:
         return parity(ok, f"{count} detections")
 
 
-def _canonical(detections: dict[str, Tensor]) -> dict[str, Tensor]:
+def canonical_order(detections: dict[str, Tensor]) -> dict[str, Tensor]:
     """Detections ordered by score (descending), then label, then box corners: a total order for comparisons."""
     order = torch.arange(len(detections["scores"]), device=detections["scores"].device)
     keys = [detections["boxes"][:, i] for i in (3, 2, 1, 0)] + [detections["labels"], -detections["scores"]]

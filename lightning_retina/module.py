@@ -256,7 +256,6 @@ class RetinaNetModule(LightningModule):
         loss = self.weighted_loss(losses)
         if not torch.isfinite(loss):
             return self._on_nonfinite(loss, losses, batch_idx)
-        self.consecutive_skips = 0
         batch_size = len(images)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=batch_size)
@@ -268,6 +267,13 @@ class RetinaNetModule(LightningModule):
             f"Non-finite loss {float(loss.detach())} at global step {self.global_step} (batch {batch_idx}): {values}; "
             f"loss_weights={self.loss_weights}"
         )
+        self._skip_or_stop(message)
+        self.log("train/skipped_steps", float(self.skipped_steps), batch_size=1)
+        return None
+
+    def _skip_or_stop(self, message: str) -> None:
+        """Raise ``FloatingPointError(message)``, or with ``skip_nonfinite`` count and warn, stopping after
+        ``max_consecutive_skips`` skipped steps in a row (the count restarts at every optimizer step taken)."""
         if not self.hparams.skip_nonfinite:
             raise FloatingPointError(message + ". Pass skip_nonfinite=True to skip such steps instead.")
         self.skipped_steps += 1
@@ -279,8 +285,6 @@ class RetinaNetModule(LightningModule):
                 f"{limit}), the last one: {message}. The run has diverged; lower the learning rate or check the data."
             )
         rank_zero_warn(f"{message}; skipping the step ({self.skipped_steps} skipped so far).", category=RuntimeWarning)
-        self.log("train/skipped_steps", float(self.skipped_steps), batch_size=1)
-        return None
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Stop (or, with ``skip_nonfinite``, skip the step) when a gradient is NaN/Inf, naming the parameters.
@@ -289,17 +293,17 @@ class RetinaNetModule(LightningModule):
         the optimizer would write NaN into the weights and the run would only fail one step later, at the loss.
         """
         named = [(name, p.grad) for name, p in self.named_parameters() if p.grad is not None]
-        if not named or bool(torch.stack([torch.isfinite(g).all() for _, g in named]).all()):
+        if not named:  # training_step skipped this batch (non-finite loss): nothing to step
+            return
+        if bool(torch.stack([torch.isfinite(g).all() for _, g in named]).all()):
+            self.consecutive_skips = 0  # this optimizer step is taken
             return
         bad = [name for name, g in named if not bool(torch.isfinite(g).all())]
         message = (
             f"Non-finite gradient at global step {self.global_step} in {len(bad)} parameter(s): "
             f"{', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}"
         )
-        if not self.hparams.skip_nonfinite:
-            raise FloatingPointError(message + ". Pass skip_nonfinite=True to skip such steps instead.")
-        self.skipped_steps += 1
-        rank_zero_warn(f"{message}; skipping the step ({self.skipped_steps} skipped so far).", category=RuntimeWarning)
+        self._skip_or_stop(message)
         for parameter in self.parameters():
             parameter.grad = None  # optimizers leave parameters without a gradient untouched
 
@@ -316,10 +320,13 @@ class RetinaNetModule(LightningModule):
         out = self.forward_heads(images, targets)
         losses = self.compute_losses(images, targets, heads=out)
         losses["loss"] = self.weighted_loss(losses)
-        for key in _EVAL_LOSS_KEYS:  # each batch's mean loss weighted by its images: the epoch value is per image
-            mean = self.eval_loss_means[prefix][key]
+        means = self.eval_loss_means[prefix]
+        for key in losses:  # each batch's mean loss weighted by its images: the epoch value is per image
+            if key not in means:  # a term a subclass's compute_losses adds: every rank meets it at the same batch
+                means[key] = MeanMetric(nan_strategy="disable").to(self.device)
+            mean = means[key]
             mean.update(losses[key].detach(), len(images))
-            self.log(f"{prefix}/{key}", mean)
+            self.log(f"{prefix}/{key}", mean, metric_attribute=f"eval_loss_means.{prefix}.{key}")
         if metric is not None:
             detections = self.model.detect(out, [tuple(img.shape[-2:]) for img in images])
             metric.update(detections, [metric_target(t) for t in targets])

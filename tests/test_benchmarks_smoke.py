@@ -11,7 +11,7 @@ import importlib
 
 import pytest
 
-BENCHMARKS = ["bench_loss", "bench_postprocess", "bench_eval", "bench_train_step"]
+BENCHMARKS = ["bench_loss", "bench_postprocess", "bench_eval", "bench_train_step", "bench_inference"]
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)

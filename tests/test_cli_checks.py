@@ -45,7 +45,7 @@ def test_top_level_help_lists_every_sub_command(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    assert "{fit,validate,test,predict,demo,make-shapes,detect}" in out.replace("\n", "").replace(" ", "")
+    assert "{fit,validate,test,predict,demo,make-shapes,detect,export}" in out.replace("\n", "").replace(" ", "")
     for command in ("fit", "validate", "test", "predict", "demo", "make-shapes", "detect"):
         assert any(line.split()[:1] == [command] and len(line.split()) > 1 for line in out.splitlines()), command
 

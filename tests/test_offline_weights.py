@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lightning_retina.cli import main
-from lightning_retina.model import build_retinanet
+from lightning_retina.backbone import build_resnet_fpn
 
 SHAPES_CONFIG = Path(__file__).parents[1] / "examples" / "configs" / "shapes.yaml"
 
@@ -30,7 +30,7 @@ def offline(tmp_path: Path, monkeypatch) -> Path:
 
 def test_default_weights_offline_name_the_cache_file(offline: Path) -> None:
     with pytest.raises(FileNotFoundError) as info:
-        build_retinanet(3, backbone="resnet18", backbone_weights="DEFAULT")
+        build_resnet_fpn("resnet18", "DEFAULT", None, 64)
     message = str(info.value)
     assert str(offline / "checkpoints" / "resnet18-f37072fd.pth") in message
     assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in message and "local" in message
