@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -14,6 +15,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanMetric
 
 from lightning_retina.losses.retinanet import RetinaNetLoss
+from lightning_retina.data.image_io import decode_image
 from lightning_retina.matching import BG_IOU_THRESH, FG_IOU_THRESH
 from lightning_retina.metrics import METRICS, build_metric, metric_log_dict, metric_target
 from lightning_retina.model import DEFAULT_ANCHOR_SIZES, HeadOutputs, RetinaNetCore
@@ -22,6 +24,7 @@ from lightning_retina.targets import check_targets
 from lightning_retina.weighted_loss import weighted_sum
 
 Batch = tuple[Sequence[Tensor], Sequence[dict[str, Tensor]]]
+ImageInput = Tensor | str | Path
 _EVAL_LOSS_KEYS = ("loss", "loss_cls", "loss_reg")
 
 
@@ -175,12 +178,12 @@ class RetinaNetModule(LightningModule):
         targets for ``B`` float images ``[3, H_i, W_i]`` in 0..1."""
         return self.model.forward_heads(images, targets)
 
-    def forward(self, images: Tensor | Sequence[Tensor]) -> list[dict[str, Tensor]]:
+    def forward(self, images: ImageInput | Sequence[ImageInput]) -> list[dict[str, Tensor]]:
         """Detect objects (the module must be in eval mode, as torchvision's detectors require).
 
         Args:
-            images: a batch ``[B, 3, H, W]``, one image ``[3, H, W]`` or a list of ``[3, H_i, W_i]``; float in 0..1 or
-                uint8 in 0..255.
+            images: a batch ``[B, 3, H, W]``, one image ``[3, H, W]``, a list of ``[3, H_i, W_i]``, or image file
+                paths (see :func:`as_image_list`); tensors float in 0..1 or uint8 in 0..255.
 
         Returns:
             one dict per image: ``boxes`` ``[N, 4]`` xyxy in input-image pixels, ``scores`` ``[N]`` (descending),
@@ -199,7 +202,7 @@ class RetinaNetModule(LightningModule):
         return self.model(as_image_list(images))
 
     @torch.inference_mode()
-    def predict_images(self, images: Tensor | Sequence[Tensor]) -> list[dict[str, Tensor]]:
+    def predict_images(self, images: ImageInput | Sequence[ImageInput]) -> list[dict[str, Tensor]]:
         """Detect objects in eval mode whatever the module's mode (restored afterwards), without gradients.
 
         Args:
@@ -392,20 +395,25 @@ class RetinaNetModule(LightningModule):
 
 
 
-def as_image_list(images: Tensor | Sequence[Tensor]) -> list[Tensor]:
+def as_image_list(images: ImageInput | Sequence[ImageInput]) -> list[Tensor]:
     """Images as the list of float ``[3, H, W]`` tensors in 0..1 that the network takes.
 
     Args:
-        images: ``[B, 3, H, W]``, ``[3, H, W]`` or a sequence of ``[3, H_i, W_i]``; floating point in 0..1 or uint8.
+        images: ``[B, 3, H, W]``, ``[3, H, W]``, an image file path, or a sequence of ``[3, H_i, W_i]`` tensors and
+            paths; tensors floating point in 0..1 or uint8; files decoded by
+            :func:`~lightning_retina.data.decode_image` (RGB, EXIF upright, pixel limit).
 
     Raises:
-        TypeError: for anything that is not a tensor or a sequence of tensors, or another dtype.
-        ValueError: naming the image whose shape is not ``[3, H, W]``.
+        TypeError: for anything else, or a tensor of another dtype.
+        ValueError: naming the image whose shape is not ``[3, H, W]``, or an unreadable file.
     """
     if isinstance(images, Tensor):
         images = list(images) if images.ndim == 4 else [images]
-    elif not isinstance(images, Sequence) or not all(isinstance(image, Tensor) for image in images):
-        raise TypeError(f"images must be a tensor or a sequence of tensors, got {type(images).__name__}")
+    elif isinstance(images, (str, Path)):
+        images = [images]
+    elif not isinstance(images, Sequence) or not all(isinstance(image, (Tensor, str, Path)) for image in images):
+        raise TypeError(f"images must be tensors or image file paths, got {type(images).__name__}")
+    images = [decode_image(image) if isinstance(image, (str, Path)) else image for image in images]
     out = []
     for index, image in enumerate(images):
         if image.ndim != 3 or image.shape[0] != 3:
