@@ -25,8 +25,9 @@ class COCOPredictionWriter(BasePredictionWriter):
     :class:`~lightning_retina.data.COCODetection`), else from the module's ``category_ids`` hyper-parameter, else
     the label index. So ``pycocotools.COCO(ann_file).loadRes(path)`` evaluates it directly.
 
-    On test batches (``test_step`` returns no detections) the writer runs ``pl_module.predict_step`` on the batch
-    once more. Under DDP each rank writes ``<filename>.rank<k>.json``; after a barrier rank 0 merges them (sorted by
+    On test batches the writer takes the detections ``test_step`` returns (``{"detections", "targets"}``, what
+    ``RetinaNetModule`` returns when it evaluates a metric); when it returns none, it runs ``pl_module.predict_step``
+    on the batch. Under DDP each rank writes ``<filename>.rank<k>.json``; after a barrier rank 0 merges them (sorted by
     image id, stable) into ``<filename>`` and removes the parts.
 
     Args:
@@ -107,7 +108,8 @@ class COCOPredictionWriter(BasePredictionWriter):
         dataloader_idx: int = 0,
     ) -> None:  # fmt: skip
         if "test" in self.stages:
-            self._add(trainer, pl_module, pl_module.predict_step(batch, batch_idx), trainer.test_dataloaders)
+            detections = _tested_detections(outputs) or pl_module.predict_step(batch, batch_idx)
+            self._add(trainer, pl_module, detections, trainer.test_dataloaders)
 
     @override
     def on_predict_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -151,6 +153,16 @@ class COCOPredictionWriter(BasePredictionWriter):
             trainer.strategy.barrier("COCOPredictionWriter")
         self.path = path
         self.results = []
+
+
+def _tested_detections(outputs: Any) -> list[dict[str, Any]] | None:
+    """The detections a ``test_step`` returned, each with its target's ``image_id``; ``None`` when it returned none."""
+    if not isinstance(outputs, dict) or "detections" not in outputs or "targets" not in outputs:
+        return None
+    return [
+        {**det, "image_id": target["image_id"]} if "image_id" in target else det
+        for det, target in zip(outputs["detections"], outputs["targets"])
+    ]
 
 
 def _part(path: Path, rank: int) -> Path:
