@@ -14,6 +14,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_retina.data.collate import collate_detection
+from lightning_retina.data.image_io import DEFAULT_MAX_PIXELS
 from lightning_retina.data.sampler import ResumableDistributedSampler
 from lightning_retina.data.specs import DatasetSpec, Split, dataset_spec
 from lightning_retina.data.transforms import eval_transforms, train_transforms
@@ -89,6 +90,8 @@ class DetectionDataModule(LightningDataModule):
         seed: seed of the generated shapes set, and of the training shuffle unless ``shuffle_seed`` is given.
         shuffle_seed: seed of the training order (epoch ``e`` uses ``shuffle_seed + e``) and of the augmentations
             (default: ``seed``). Change it to train on the same shapes set in another order.
+        max_pixels: refuse an image with more pixels than this before decoding it, naming the file (decompression
+            bombs); ``None`` leaves only PIL's own limit.
 
     Raises:
         ValueError: for an unknown ``dataset`` or ``shapes_format``, a non-positive batch size, ``class_names``
@@ -135,6 +138,7 @@ class DetectionDataModule(LightningDataModule):
         eval_batch_size: int | None = None,
         seed: int = 0,
         shuffle_seed: int | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         super().__init__()
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size or batch_size)):

@@ -182,3 +182,19 @@ def test_exif_rotated_image_with_the_raw_size_in_its_annotation_warns(tmp_path: 
     with pytest.warns(ImageWarning, match="gives the size 40x20, the image is 20x40 \\(after its EXIF orientation\\)"):
         image, _ = VOCDetection(tmp_path, "2007", "val")[0]
     assert image.shape == (3, 40, 20)
+
+
+def test_datamodule_max_pixels_reaches_the_readers(tmp_path):
+    """The DataModule's pixel limit is the one its readers apply: a 64x64 shapes image is refused at 4095 pixels."""
+    from lightning_retina.data import DetectionDataModule
+
+    kwargs = dict(shapes_num_train=2, shapes_num_val=1, shapes_image_size=64, num_workers=0, train_flip=False)
+    root = str(tmp_path / "shapes")
+    strict = DetectionDataModule("shapes", root, max_pixels=64 * 64 - 1, **kwargs)
+    strict.prepare_data()
+    strict.setup("fit")
+    with pytest.raises(ValueError, match=r"4096 pixels is more than the limit of 4095"):
+        strict.datasets["train"][0]
+    relaxed = DetectionDataModule("shapes", root, max_pixels=64 * 64, **kwargs)
+    relaxed.setup("fit")
+    assert relaxed.datasets["train"][0][0].shape == (3, 64, 64)

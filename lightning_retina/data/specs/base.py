@@ -25,6 +25,7 @@ from typing import Any, Literal
 from torch.utils.data import Dataset
 
 from lightning_retina.data._records import Transforms
+from lightning_retina.data.image_io import DEFAULT_MAX_PIXELS
 
 Split = Literal["train", "val", "test"]
 _REGISTRY: dict[str, type[DatasetSpec]] = {}
@@ -41,6 +42,7 @@ class DatasetSpec(ABC):
     def __init__(self, root: Path, options: Mapping[str, Any]) -> None:
         self.root = Path(root)
         self.options = options
+        self.max_pixels: int | None = options.get("max_pixels", DEFAULT_MAX_PIXELS)  # per image, for the readers
 
     @abstractmethod
     def class_names(self) -> tuple[str, ...]:

@@ -103,7 +103,7 @@ class COCOSpec(DatasetSpec):
             ValueError: when its categories differ from the validation file's (labels would not match).
         """
         image_dir, ann_file = self.paths(split)
-        dataset = COCODetection(image_dir, ann_file, transforms=transforms)
+        dataset = COCODetection(image_dir, ann_file, transforms=transforms, max_pixels=self.max_pixels)
         if tuple(dataset.class_names) != self.class_names():
             raise ValueError(
                 f"{ann_file}: categories {list(dataset.class_names)} differ from those of {self.paths('val')[1]} "

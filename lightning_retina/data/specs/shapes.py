@@ -80,6 +80,6 @@ class ShapesSpec(DatasetSpec):
         if self.format == "voc":
             return VOCDetection(
                 self.root, "2007", shapes_split, keep_difficult=not train, transforms=transforms,
-                class_names=SHAPES_CLASSES,
+                class_names=SHAPES_CLASSES, max_pixels=self.max_pixels,
             )  # fmt: skip
-        return COCODetection(*coco_paths(self.root, shapes_split), transforms=transforms)
+        return COCODetection(*coco_paths(self.root, shapes_split), transforms=transforms, max_pixels=self.max_pixels)

@@ -88,5 +88,5 @@ class VOCSpec(DatasetSpec):
         sets = self.train_sets if train else self.test_sets
         return VOCDetection(
             self.root, [y for y, _ in sets], [s for _, s in sets], keep_difficult=not train, transforms=transforms,
-            class_names=self.class_names(),
+            class_names=self.class_names(), max_pixels=self.max_pixels,
         )  # fmt: skip
