@@ -15,6 +15,16 @@ from lightning_retina.export import ExportableRetinaNet, export_model
 from tests.reliability.conftest import fixed_order_loader, quiet_trainer, tiny_module, train_dataset
 
 HEIGHT, WIDTH, BATCH = 48, 64, 2
+EXPORT_FORMATS = [
+    "torchscript",
+    "exported_program",
+    pytest.param(
+        "onnx",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime not installed (extra [export])"
+        ),
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +44,7 @@ def images() -> torch.Tensor:
 
 
 @torch.no_grad()
-def _run(fmt: str, path: Path, images: torch.Tensor) -> list[np.ndarray]:
+def run_exported(fmt: str, path: Path, images: torch.Tensor) -> list[np.ndarray]:
     if fmt == "torchscript":
         return [t.numpy() for t in torch.jit.load(str(path))(images)]
     if fmt == "exported_program":
@@ -45,7 +55,7 @@ def _run(fmt: str, path: Path, images: torch.Tensor) -> list[np.ndarray]:
     return session.run(None, {"images": images.numpy()})
 
 
-def _assert_equal_to_eager(outputs: list[np.ndarray], eager: list[dict[str, torch.Tensor]]) -> None:
+def assert_equal_to_eager(outputs: list[np.ndarray], eager: list[dict[str, torch.Tensor]]) -> None:
     boxes, scores, labels, counts = (torch.as_tensor(o) for o in outputs)
     assert counts.tolist() == [len(d["scores"]) for d in eager]
     for i, detections in enumerate(eager):
@@ -57,25 +67,13 @@ def _assert_equal_to_eager(outputs: list[np.ndarray], eager: list[dict[str, torc
         assert (labels[i, n:] == -1).all() and (scores[i, n:] == 0).all()
 
 
-@pytest.mark.parametrize(
-    "fmt",
-    [
-        "torchscript",
-        "exported_program",
-        pytest.param(
-            "onnx",
-            marks=pytest.mark.skipif(
-                importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime not installed (extra [export])"
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
 def test_exported_model_gives_the_eager_detections(checkpoint, images, tmp_path, fmt):
     out = tmp_path / f"model.{fmt}"
     argv = ["export", "--ckpt", str(checkpoint), "--format", fmt, "--out", str(out)]
     assert main([*argv, "--image-size", str(HEIGHT), str(WIDTH), "--batch-size", str(BATCH)]) == 0
     eager = load_module(checkpoint)(images)
-    _assert_equal_to_eager(_run(fmt, out, images), eager)
+    assert_equal_to_eager(run_exported(fmt, out, images), eager)
 
 
 def test_export_refuses_to_replace_a_file(checkpoint, tmp_path):
@@ -91,7 +89,7 @@ def test_wrapper_equals_the_eager_module_in_python(checkpoint, images):
     module = load_module(checkpoint)
     with torch.no_grad():
         outputs = [t.numpy() for t in ExportableRetinaNet(module.model, (HEIGHT, WIDTH))(images)]
-    _assert_equal_to_eager(outputs, module(images))
+    assert_equal_to_eager(outputs, module(images))
 
 
 def test_export_refuses_a_train_mode_model(checkpoint, tmp_path):

@@ -1,4 +1,5 @@
-"""Acceptance of the model-out issue: `fit` through the CLI, then `detect` on a folder and `predict` to COCO JSON."""
+"""Acceptance of the model-out issue: `fit` through the CLI, then `detect` on a folder, `predict` to COCO JSON and
+`export` in every format whose runtime is installed."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from lightning_retina.checkpoint import load_module
 from lightning_retina.cli import main
+from lightning_retina.data import decode_image
+from tests.test_export import EXPORT_FORMATS, assert_equal_to_eager, run_exported
 
 FIT = ["--model.backbone", "resnet18", "--model.fpn_channels", "32", "--model.head_norm", "group",
        "--model.min_size", "64", "--model.max_size", "64", "--model.anchor_sizes", "[8, 16, 32, 64, 128]",
@@ -66,3 +71,14 @@ def test_predict_writes_coco_results_that_cocoeval_reads(fitted, capsys):
         evaluation.accumulate()
         evaluation.summarize()
     assert 0.0 <= evaluation.stats[0] <= 1.0
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+def test_export_of_a_fit_checkpoint_gives_its_detections(fitted, tmp_path, fmt):
+    """`export` in every available format, run on two of the data set's own images, equals the eager module."""
+    root, _, ckpt = fitted
+    paths = sorted((root / "shapes" / "val").glob("*.jpg"))[:2]
+    images = torch.stack([decode_image(path) for path in paths])
+    out = tmp_path / f"model.{fmt}"
+    assert main(["export", "--ckpt", str(ckpt), "--format", fmt, "--out", str(out), "--batch-size", "2"]) == 0
+    assert_equal_to_eager(run_exported(fmt, out, images), load_module(ckpt)(images))
