@@ -176,10 +176,11 @@ def train_and_evaluate(setting: Setting, seed: int, recipe: Recipe, datamodule: 
         callbacks.append(alwa)
     trainer = build_demo_trainer(config, callbacks, max_steps=recipe.max_steps, **_QUIET_TRAINER)
     precision = trainer.precision
-    train_loader = datamodule.train_dataloader()
-    train_loader.generator.manual_seed(seed)  # the data module seeds the shuffle with the data seed; vary it per run
+    # the same generated images for every run; the run's seed sets the training order and the augmentations
+    run_data = DetectionDataModule(**{**datamodule.hparams, "shuffle_seed": seed})
+    run_data.setup("fit")
     started = time.monotonic()
-    trainer.fit(module, train_dataloaders=train_loader)
+    trainer.fit(module, train_dataloaders=run_data.train_dataloader())
     train_seconds = time.monotonic() - started
     # evaluated in float32, as the demo does: bf16 logits would tie scores and blur the ranking
     evaluator = Trainer(accelerator=config.accelerator, devices=1, precision="32-true", **_QUIET_TRAINER)

@@ -12,12 +12,11 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
 from lightning.pytorch.accelerators import CUDAAccelerator, MPSAccelerator
-from tqdm.auto import tqdm
 from typing_extensions import override
 
 from lightning_retina.callbacks import ALWA, TimeBudgetLR, TrainingHistory
 from lightning_retina.data import DetectionDataModule
-from lightning_retina.metrics import build_metric, metric_target
+from lightning_retina.metrics import LOG_KEYS, build_metric, metric_target
 from lightning_retina.module import RetinaNetModule
 from lightning_retina.output_folder import claim_output_folder
 from lightning_retina.precision import fast_precision
@@ -116,7 +115,8 @@ def build_demo_module(
         weight_decay=1e-4,
         warmup_steps=0,
         lr_schedule="constant",
-        metric=None,
+        metric="coco",  # what Trainer.validate evaluates after training (the fit trainer runs no validation)
+        class_metrics=True,
         channels_last=True,
     )
     schedule = _STEP_BUDGET_SCHEDULE if max_steps else {}
@@ -206,7 +206,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     trainer.save_checkpoint(out / "model.ckpt")
     history.plot(out / "training.png", title="demo: raw losses and ALWA weight")
 
-    metrics = evaluate_and_draw(module, datamodule, out / "detections.png")
+    metrics = evaluate_and_draw(module, datamodule, out / "detections.png", config.accelerator)
     metrics.update(
         steps=trainer.global_step,
         train_seconds=round(train_seconds, 1),
@@ -219,30 +219,50 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     return metrics
 
 
-@torch.no_grad()
+class _VOCAndPictures(Callback):
+    """During ``Trainer.validate``: VOC AP@0.5 per class and the first ``num_drawn`` images with their detections."""
+
+    def __init__(self, class_names: list[str], num_drawn: int) -> None:
+        self.class_names, self.num_drawn = class_names, num_drawn
+        self.voc = build_metric("voc")
+        self.drawn: list[torch.Tensor] = []
+
+    @override
+    def on_validation_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:  # fmt: skip
+        images, targets = batch
+        detections = [{k: v.cpu() for k, v in d.items()} for d in outputs["detections"]]
+        self.voc.update(detections, [metric_target(t) for t in targets])
+        for image, det, target in zip(images, detections, targets):
+            if len(self.drawn) < self.num_drawn:
+                self.drawn.append(draw_detections(image.cpu(), det, self.class_names, target=target))
+
+
 def evaluate_and_draw(
-    module: RetinaNetModule, datamodule: DetectionDataModule, picture: Path, num_drawn: int = 8
+    module: RetinaNetModule, datamodule: DetectionDataModule, picture: Path, accelerator: str = "auto",
+    num_drawn: int = 8,
 ) -> dict[str, Any]:
-    """COCO-style mAP (torchmetrics) and VOC AP@0.5 per class on the val split, plus a picture of detections."""
-    datamodule.setup("validate")
-    module.eval()
-    coco, voc = build_metric("coco", class_metrics=True), build_metric("voc")
-    drawn = []
-    for images, targets in tqdm(datamodule.val_dataloader(), desc="Evaluating", leave=False):
-        images = [img.to(module.device) for img in images]
-        detections = [{k: v.cpu() for k, v in d.items()} for d in module(images)]
-        gt = [metric_target(t) for t in targets]
-        coco.update(detections, gt)
-        voc.update(detections, gt)
-        for img, det, t in zip(images, detections, targets):
-            if len(drawn) < num_drawn:
-                drawn.append(draw_detections(img, det, module.class_names, target=t))
-    save_grid(drawn, picture)
-    results = coco.compute()
-    voc_results = voc.compute()
-    names = module.class_names
-    metrics: dict[str, Any] = {k: float(v) for k, v in results.items() if v.numel() == 1 and k != "classes"}
-    metrics["map_per_class"] = {names[int(c)]: float(a) for c, a in zip(results["classes"], results["map_per_class"])}
+    """Evaluate with ``Trainer.validate`` (the module's COCO metric, per class) in float32 — bf16 logits would tie
+    scores and blur the ranking — plus VOC AP@0.5 per class, and save a picture of the first detections.
+
+    Returns:
+        torchmetrics' scalar keys (``map``, ``map_50``, ...), ``map_per_class`` and ``ap50_per_class_voc`` by class
+        name (a class without ground truth is left out of ``map_per_class``), and ``map_50_voc``.
+    """
+    collector = _VOCAndPictures(list(module.class_names), num_drawn)
+    evaluator = Trainer(
+        accelerator=accelerator, devices=1, precision="32-true", logger=False, enable_checkpointing=False,
+        enable_model_summary=False, callbacks=[collector],
+    )  # fmt: skip
+    (logged,) = evaluator.validate(module, datamodule=datamodule, verbose=False)
+    save_grid(collector.drawn, picture)
+    names = list(module.class_names)
+    metrics: dict[str, Any] = {key: float(logged[f"val/{key}"]) for key in LOG_KEYS if f"val/{key}" in logged}
+    per_class = {name: logged.get(f"val/map_per_class/{name}") for name in names}
+    metrics["map_per_class"] = {name: float(ap) for name, ap in per_class.items() if ap is not None}
+    voc_results = collector.voc.compute()
     metrics["ap50_per_class_voc"] = {
         names[int(c)]: float(a) for c, a in zip(voc_results["classes"], voc_results["map_per_class"])
     }
