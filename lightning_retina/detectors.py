@@ -17,8 +17,8 @@ from torchvision.models.detection import FCOS, KeypointRCNN, MaskRCNN, RetinaNet
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 from torchvision.models.detection.ssd import SSD
 
-from lightning_retina.metrics import build_metric, metric_log_dict, metric_target
-from lightning_retina.optim import optimizer_and_schedule
+from lightning_retina.metrics import build_metric, compute_for_logging, metric_target
+from lightning_retina.optim import configure_from_hparams
 from lightning_retina.weighted_loss import weighted_sum
 
 Batch = tuple[Sequence[Tensor], Sequence[dict[str, Tensor]]]
@@ -211,9 +211,7 @@ class TorchvisionDetector(LightningModule):
     def _log_metric(self, prefix: str, metric: Any) -> None:
         if metric is None:
             return
-        results = metric.compute()
-        metric.reset()
-        self.log_dict(metric_log_dict(results, prefix), sync_dist=True)
+        self.log_dict(compute_for_logging(metric, prefix), sync_dist=True)
 
     def predict_step(self, batch: Batch | Sequence[Tensor], batch_idx: int) -> list[dict[str, Tensor]]:
         with_targets = isinstance(batch, tuple) and len(batch) == 2 and not isinstance(batch[0], Tensor)
@@ -221,12 +219,7 @@ class TorchvisionDetector(LightningModule):
 
     # ---------------------------------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
-        total = int(self.trainer.estimated_stepping_batches) if hp.lr_schedule == "cosine" else 0
-        return optimizer_and_schedule(
-            [p for p in self.parameters() if p.requires_grad], hp.optimizer, hp.lr, hp.momentum, hp.weight_decay,
-            hp.warmup_steps, hp.warmup_factor, hp.lr_schedule, hp.lr_milestones, hp.lr_gamma, total,
-        )  # fmt: skip
+        return configure_from_hparams(self)
 
     # ---------------------------------------------------------------------------------------- checkpointing
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

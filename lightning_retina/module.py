@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,15 +10,14 @@ import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
-from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanMetric
 
 from lightning_retina.losses.retinanet import RetinaNetLoss
 from lightning_retina.data.image_io import decode_image
 from lightning_retina.matching import BG_IOU_THRESH, FG_IOU_THRESH
-from lightning_retina.metrics import METRICS, build_metric, metric_log_dict, metric_target
+from lightning_retina.metrics import METRICS, build_metric, compute_for_logging, metric_target
 from lightning_retina.model import DEFAULT_ANCHOR_SIZES, HeadOutputs, RetinaNetCore
-from lightning_retina.optim import SCHEDULES, build_optimizer, lr_factor
+from lightning_retina.optim import SCHEDULES, configure_from_hparams
 from lightning_retina.targets import check_targets
 from lightning_retina.weighted_loss import weighted_sum
 
@@ -346,10 +344,8 @@ class RetinaNetModule(LightningModule):
         # Every rank computes (torchmetrics syncs inside compute), so no rank waits on a collective alone.
         if metric is None:
             return
-        results = metric.compute()
-        metric.reset()
         class_names = self.class_names if self.hparams.class_metrics else None
-        self.log_dict(metric_log_dict(results, prefix, class_names), prog_bar=False, sync_dist=True)
+        self.log_dict(compute_for_logging(metric, prefix, class_names), sync_dist=True)
 
     def predict_step(self, batch: Batch | Sequence[Tensor], batch_idx: int) -> list[dict[str, Tensor]]:
         """Detections of a batch of images, or of ``(images, targets)`` (each then carries its target's ``image_id``)."""
@@ -364,23 +360,7 @@ class RetinaNetModule(LightningModule):
 
     # ---------------------------------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = build_optimizer(params, hp.optimizer, hp.lr, hp.momentum, hp.weight_decay)
-        total = int(self.trainer.estimated_stepping_batches) if hp.lr_schedule == "cosine" else 0
-        schedule = partial(
-            lr_factor,
-            warmup_steps=hp.warmup_steps,
-            warmup_factor=hp.warmup_factor,
-            schedule=hp.lr_schedule,
-            milestones=tuple(hp.lr_milestones),
-            gamma=hp.lr_gamma,
-            total_steps=total,
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": LambdaLR(optimizer, schedule), "interval": "step"},
-        }
+        return configure_from_hparams(self)
 
     # ---------------------------------------------------------------------------------------- checkpointing
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

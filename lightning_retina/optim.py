@@ -8,6 +8,7 @@ from functools import partial
 from typing import Any
 
 import torch
+from lightning.pytorch import LightningModule
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
@@ -54,6 +55,18 @@ def lr_factor(
         progress = min(1.0, step / max(1, total_steps))
         return warm * 0.5 * (1 + math.cos(math.pi * progress))
     return warm
+
+
+def configure_from_hparams(module: LightningModule) -> dict[str, Any]:
+    """:func:`optimizer_and_schedule` for ``module``'s trainable parameters and its hyper-parameters ``optimizer``,
+    ``lr``, ``momentum``, ``weight_decay``, ``warmup_steps``, ``warmup_factor``, ``lr_schedule``, ``lr_milestones``
+    and ``lr_gamma`` (a cosine runs over ``trainer.estimated_stepping_batches``): its ``configure_optimizers``."""
+    hp = module.hparams
+    total = int(module.trainer.estimated_stepping_batches) if hp.lr_schedule == "cosine" else 0
+    return optimizer_and_schedule(
+        [p for p in module.parameters() if p.requires_grad], hp.optimizer, hp.lr, hp.momentum, hp.weight_decay,
+        hp.warmup_steps, hp.warmup_factor, hp.lr_schedule, hp.lr_milestones, hp.lr_gamma, total,
+    )  # fmt: skip
 
 
 def optimizer_and_schedule(

@@ -63,6 +63,14 @@ def _xywh(box: list[float]) -> list[float]:
 
 def cocoeval_stats(preds: list[dict], targets: list[dict], category_ids: list[int]) -> np.ndarray:
     """pycocotools' ``COCOeval`` (bbox) stats on the same boxes, built by hand (image ids = list positions)."""
+    evaluator = run_cocoeval(preds, targets, category_ids)
+    with contextlib.redirect_stdout(io.StringIO()):
+        evaluator.summarize()
+    return evaluator.stats
+
+
+def run_cocoeval(preds: list[dict], targets: list[dict], category_ids: list[int]) -> COCOeval:
+    """pycocotools' ``COCOeval`` (bbox), evaluated and accumulated, on the same boxes written as COCO dicts by hand."""
     images, annotations, results = [], [], []
     for image_id, (p, t) in enumerate(zip(preds, targets)):
         images.append({"id": image_id, "width": 640, "height": 640})
@@ -78,8 +86,7 @@ def cocoeval_stats(preds: list[dict], targets: list[dict], category_ids: list[in
         evaluator = COCOeval(gt, gt.loadRes(results), "bbox")
         evaluator.evaluate()
         evaluator.accumulate()
-        evaluator.summarize()
-    return evaluator.stats
+    return evaluator
 
 
 def assert_equal_stats(ours: dict, stats: np.ndarray) -> None:

@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import numpy as np
 import pytest
 import torch
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 
 from lightning_retina.metrics import LOG_KEYS, build_metric, metric_log_dict
-from tests.test_coco_metric import _xywh, random_case
+from tests.test_coco_metric import random_case, run_cocoeval
 
 
 def _per_class_cocoeval(preds, targets, category_ids) -> dict[int, float]:
     """AP@[.5:.95] of each category with ground truth, from COCOeval's precision array (``-1`` entries left out)."""
-    images, annotations, results = [], [], []
-    for image_id, (p, t) in enumerate(zip(preds, targets)):
-        images.append({"id": image_id})
-        for box, label, crowd, area in zip(*(t[k].tolist() for k in ("boxes", "labels", "iscrowd", "area"))):
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": label,
-                                "iscrowd": int(crowd), "bbox": _xywh(box), "area": area})  # fmt: skip
-        for box, label, score in zip(*(p[k].tolist() for k in ("boxes", "labels", "scores"))):
-            results.append({"image_id": image_id, "category_id": label, "score": score, "bbox": _xywh(box)})
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO()
-        gt.dataset = {"images": images, "annotations": annotations, "categories": [{"id": c} for c in category_ids]}
-        gt.createIndex()
-        evaluator = COCOeval(gt, gt.loadRes(results), "bbox")
-        evaluator.evaluate()
-        evaluator.accumulate()
+    evaluator = run_cocoeval(preds, targets, category_ids)
     precision = evaluator.eval["precision"][:, :, :, 0, -1]  # [T, R, K] at area "all", 100 detections
     out = {}
     for k, category in enumerate(evaluator.params.catIds):

@@ -6,6 +6,7 @@ from lightning_retina.metrics.factory import (
     METRICS,
     build_metric,
     coco_backend,
+    compute_for_logging,
     metric_log_dict,
     metric_target,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "VOCMeanAveragePrecision",
     "build_metric",
     "coco_backend",
+    "compute_for_logging",
     "metric_log_dict",
     "metric_target",
 ]

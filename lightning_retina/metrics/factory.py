@@ -60,6 +60,18 @@ def metric_target(target: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
+def compute_for_logging(
+    metric: Metric, prefix: str, class_names: Sequence[str] | None = None
+) -> dict[str, Tensor]:
+    """``metric.compute()`` as :func:`metric_log_dict` gives it, then ``metric.reset()``.
+
+    Every process must call it (torchmetrics syncs inside ``compute``), so no rank waits on a collective alone.
+    """
+    results = metric.compute()
+    metric.reset()
+    return metric_log_dict(results, prefix, class_names)
+
+
 def metric_log_dict(
     results: dict[str, Tensor], prefix: str, class_names: Sequence[str] | None = None
 ) -> dict[str, Tensor]:
