@@ -33,12 +33,14 @@ from tqdm.auto import tqdm
 
 from lightning_retina.checkpoint import load_module
 from lightning_retina.data.image_io import DEFAULT_MAX_PIXELS, decode_image
+from lightning_retina.output_folder import read_marker, write_marker
 from lightning_retina.results import coco_results
 from lightning_retina.viz import draw_detections, save_image
 
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 RESULTS = "detections.json"
 MANIFEST = "lightning-retina-detect.json"
+WRITER = "lightning-retina detect"
 
 
 # ------------------------------------------------------------------------------------------------------- inputs
@@ -126,14 +128,9 @@ def prepare_output(out: Path, files: Sequence[PurePath], inputs: Sequence[Path],
     """
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is an existing file, not a folder")
-    owned: set[str] = set()
-    manifest = out / MANIFEST
-    if manifest.is_file():
-        try:
-            owned = {*json.loads(manifest.read_text())["files"], MANIFEST}
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
-            raise ValueError(f"{manifest} is not a manifest of lightning-retina detect ({error})") from None
-    elif out.is_dir() and any(out.iterdir()) and not overwrite:
+    manifest = read_marker(out, MANIFEST, WRITER)  # the shared writers' marker: detect's holds the files it wrote
+    owned: set[str] = {*manifest.get("files", []), MANIFEST} if manifest is not None else set()
+    if manifest is None and out.is_dir() and any(out.iterdir()) and not overwrite:
         raise ValueError(
             f"--out {out} is not empty and was not written by lightning-retina detect (no {MANIFEST}); "
             "choose a new or empty folder, or pass --overwrite to write into it"
@@ -202,8 +199,8 @@ def run_detect(
         {"image_id": i, "file_name": str(p), "drawn": n.as_posix()} for i, (p, n) in enumerate(zip(paths, names))
     ]
     files = sorted((owned - {MANIFEST}) | {RESULTS, *(n.as_posix() for n in names)})
-    manifest = {"written_by": "lightning-retina detect", "files": files}
-    _write_json(out / MANIFEST, {**manifest, "images": images_info})
+    out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, MANIFEST, WRITER, files=files, images=images_info)
 
     results: list[dict[str, Any]] = []
     failed = 0
@@ -228,7 +225,7 @@ def run_detect(
                 )  # fmt: skip
             bar.update(min(batch_size, len(paths) - start))
     _write_json(out / RESULTS, results)
-    _write_json(out / MANIFEST, {**manifest, "images": images_info})
+    write_marker(out, MANIFEST, WRITER, files=files, images=images_info)
     print(
         f"Wrote {len(paths) - failed} drawn image(s) and {RESULTS} ({len(results)} detections with score >= "
         f"{score_thresh:g}) to {out}" + (f"; {failed} image(s) could not be read" if failed else "")
