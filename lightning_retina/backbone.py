@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from urllib.error import URLError
 from urllib.parse import urlparse
@@ -88,6 +89,31 @@ def _freeze_stages(body: resnet.ResNet, trainable_layers: int) -> None:
             parameter.requires_grad_(False)
 
 
+def _resnet_from_file(builder: Callable[..., resnet.ResNet], path: str) -> resnet.ResNet:
+    """A ResNet (frozen BN) with the weights of a local ``state_dict`` file (or a dict holding one under
+    ``"state_dict"``). The classifier ``fc.*`` is not part of the detector: it may be absent or of any size.
+
+    Raises:
+        ValueError: naming the file and the keys, when a backbone weight is missing or a key is not the ResNet's.
+    """
+    model = builder(weights=None, norm_layer=FrozenBatchNorm2d)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise ValueError(f"backbone_weights file {path} holds a {type(state).__name__}, not a state_dict")
+    backbone_state = {key: value for key, value in state.items() if not str(key).startswith("fc.")}
+    try:
+        missing, unexpected = model.load_state_dict(backbone_state, strict=False)
+    except RuntimeError as error:  # a weight of another shape (another ResNet depth)
+        raise ValueError(f"backbone_weights file {path} does not fit the ResNet: {error}") from None
+    missing = [key for key in missing if not key.startswith("fc.")]
+    if missing or unexpected:
+        raise ValueError(
+            f"backbone_weights file {path} does not fit the ResNet: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    return model
+
+
 def _make_resnet(name: str, weights: str | None) -> resnet.ResNet:
     """A ResNet with trainable BN (no weights) or frozen BN (torchvision weights or a local file).
 
@@ -99,10 +125,7 @@ def _make_resnet(name: str, weights: str | None) -> resnet.ResNet:
     if weights is None:
         return builder(weights=None, norm_layer=nn.BatchNorm2d)
     if os.path.isfile(weights):
-        model = builder(weights=None, norm_layer=FrozenBatchNorm2d)
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
-        return model
+        return _resnet_from_file(builder, weights)
     enum = get_model_weights(name)
     try:
         resolved = enum.DEFAULT if weights == "DEFAULT" else enum[weights]
