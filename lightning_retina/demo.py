@@ -95,7 +95,8 @@ def build_demo_module(
         config: the demo settings.
         class_names: the data set's classes.
         max_steps: a step budget (the same as :func:`build_demo_trainer`'s): the module then runs its own lr schedule,
-            a linear warm-up and a cosine over the steps. Without it, the trainer's :class:`TimeBudgetLR` sets the lr.
+            a linear warm-up and a cosine over the steps. Without it, the module has no lr schedule (``"constant"``,
+            no warm-up: no scheduler) and the trainer's :class:`TimeBudgetLR` is the only owner of the lr.
         overrides: any other :class:`RetinaNetModule` argument (e.g. ``cls_loss``, ``reg_loss``, ``metric``).
     """
     # Shapes are 12-120 px on 256-px images: anchors of 8..128 px (x 2^0, 2^1/3, 2^2/3) at 160-px input cover them;

@@ -83,7 +83,9 @@ def optimizer_and_schedule(
     total_steps: int,
 ) -> dict[str, Any]:
     """What ``LightningModule.configure_optimizers`` returns: :func:`build_optimizer` and a per-step ``LambdaLR`` of
-    :func:`lr_factor` (``total_steps`` matters for ``"cosine"`` only).
+    :func:`lr_factor` (``total_steps`` matters for ``"cosine"`` only). ``"constant"`` without warm-up has nothing to
+    schedule and returns the optimizer alone, so that a callback such as
+    :class:`~lightning_retina.callbacks.TimeBudgetLR` is the only owner of the learning rate.
 
     Raises:
         ValueError: for an unknown optimizer or schedule name.
@@ -91,6 +93,8 @@ def optimizer_and_schedule(
     if lr_schedule not in SCHEDULES:
         raise ValueError(f"Unknown lr_schedule {lr_schedule!r}; expected one of {SCHEDULES}")
     built = build_optimizer(params, optimizer, lr, momentum, weight_decay)
+    if lr_schedule == "constant" and warmup_steps <= 0:
+        return {"optimizer": built}
     schedule = partial(
         lr_factor,
         warmup_steps=warmup_steps,
