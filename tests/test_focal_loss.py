@@ -22,54 +22,25 @@ def _logit(p: float) -> float:
 
 # The focal loss's two elementwise terms, written separately as the reference that sigmoid_focal_loss must match
 # (the package computes the loss in one expression; these were its public helpers before and are kept for the tests).
-def _alpha_factor(alpha: float, positive: bool) -> float:
+def _focal_term(logits: Tensor, alpha: float, gamma: float, positive: bool) -> Tensor:
+    """Elementwise focal loss against target 1 (``-α (1-p)^γ log(p)``) or 0 (``-(1-α) p^γ log(1-p)``), in float32
+    (float64 for float64 input); ``alpha=-1`` disables α-balancing. Raises ValueError for bad alpha / gamma."""
+    check_focal_parameters(alpha, gamma)
+    signed = -_upcast(logits) if positive else _upcast(logits)
+    loss = F.softplus(signed)  # -log(sigmoid(x)) or -log(1 - sigmoid(x)), stable
+    if gamma != 0:
+        loss = loss * torch.exp(gamma * F.logsigmoid(signed))  # (1 - p)^γ or p^γ, finite gradient for any γ > 0
     if alpha == NO_ALPHA:
-        return 1.0
-    return alpha if positive else 1.0 - alpha
+        return loss
+    return loss * (alpha if positive else 1.0 - alpha)
 
 
 def focal_positive_term(logits: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
-    """Elementwise focal loss of ``logits`` against target 1: ``-α (1-p)^γ log(p)``.
-
-    Args:
-        logits: Tensor of any shape, raw scores.
-        alpha: weight in ``[0, 1]`` of the positive class; ``-1`` disables α-balancing.
-        gamma: focusing parameter ``>= 0``; ``0`` gives (α-balanced) binary cross entropy.
-
-    Returns:
-        Tensor of the same shape as ``logits``, in float32 (or float64 for float64 input).
-
-    Raises:
-        ValueError: for ``alpha`` outside ``[0, 1]`` other than ``-1``, or ``gamma < 0``.
-    """
-    check_focal_parameters(alpha, gamma)
-    logits = _upcast(logits)
-    loss = F.softplus(-logits)  # -log(sigmoid(x)), stable
-    if gamma != 0:
-        loss = loss * torch.exp(gamma * F.logsigmoid(-logits))  # (1 - p)^γ, finite gradient for any γ > 0
-    return loss * _alpha_factor(alpha, positive=True)
+    return _focal_term(logits, alpha, gamma, positive=True)
 
 
 def focal_negative_term(logits: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
-    """Elementwise focal loss of ``logits`` against target 0: ``-(1-α) p^γ log(1-p)``.
-
-    Args:
-        logits: Tensor of any shape, raw scores.
-        alpha: weight in ``[0, 1]`` of the positive class (the negative class gets ``1 - alpha``); ``-1`` disables it.
-        gamma: focusing parameter ``>= 0``.
-
-    Returns:
-        Tensor of the same shape as ``logits``, in float32 (or float64 for float64 input).
-
-    Raises:
-        ValueError: for ``alpha`` outside ``[0, 1]`` other than ``-1``, or ``gamma < 0``.
-    """
-    check_focal_parameters(alpha, gamma)
-    logits = _upcast(logits)
-    loss = F.softplus(logits)  # -log(1 - sigmoid(x)), stable
-    if gamma != 0:
-        loss = loss * torch.exp(gamma * F.logsigmoid(logits))  # p^γ, finite gradient for any γ > 0
-    return loss * _alpha_factor(alpha, positive=False)
+    return _focal_term(logits, alpha, gamma, positive=False)
 
 
 def _random_logits_targets(soft: bool, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
