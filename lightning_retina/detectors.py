@@ -16,7 +16,8 @@ from torchvision.models.detection import FCOS, KeypointRCNN, MaskRCNN, RetinaNet
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 from torchvision.models.detection.ssd import SSD
 
-from lightning_retina.metrics import build_metric, compute_for_logging, metric_target
+from lightning_retina.metrics import build_metric, metric_target
+from lightning_retina.metrics.hooks import LogsEvaluationMetrics
 from lightning_retina.optim import OptimizedModule
 from lightning_retina.weighted_loss import weighted_sum
 
@@ -60,7 +61,7 @@ def _box_masks(boxes: Tensor, height: int, width: int) -> Tensor:
     return ((xs >= x1) & (xs < x2) & (ys >= y1) & (ys < y2)).to(torch.uint8)
 
 
-class TorchvisionDetector(OptimizedModule):
+class TorchvisionDetector(LogsEvaluationMetrics, OptimizedModule):
     """A torchvision detection model trained and evaluated as :class:`~lightning_retina.RetinaNetModule` is.
 
     Labels: the DataModule's labels are ``0..K-1``. Models with a background class 0 (Faster / Mask / Keypoint
@@ -187,17 +188,6 @@ class TorchvisionDetector(OptimizedModule):
         images, targets = batch
         detections = [{k: d[k] for k in ("boxes", "scores", "labels")} for d in self(images)]
         metric.update(detections, [metric_target(t) for t in targets])
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_metric("val", self.val_metric)
-
-    def on_test_epoch_end(self) -> None:
-        self._log_metric("test", self.test_metric)
-
-    def _log_metric(self, prefix: str, metric: Any) -> None:
-        if metric is None:
-            return
-        self.log_dict(compute_for_logging(metric, prefix), sync_dist=True)
 
     def predict_step(self, batch: Batch | Sequence[Tensor], batch_idx: int) -> list[dict[str, Tensor]]:
         with_targets = isinstance(batch, tuple) and len(batch) == 2 and not isinstance(batch[0], Tensor)

@@ -14,7 +14,8 @@ from torchmetrics import MeanMetric
 from lightning_retina.losses.retinanet import RetinaNetLoss
 from lightning_retina.data.image_io import decode_image
 from lightning_retina.matching import BG_IOU_THRESH, FG_IOU_THRESH
-from lightning_retina.metrics import METRICS, build_metric, compute_for_logging, metric_target
+from lightning_retina.metrics import METRICS, build_metric, metric_target
+from lightning_retina.metrics.hooks import LogsEvaluationMetrics
 from lightning_retina.model import DEFAULT_ANCHOR_SIZES, HeadOutputs, RetinaNetCore
 from lightning_retina.optim import OptimizedModule
 from lightning_retina.targets import check_targets
@@ -25,7 +26,7 @@ ImageInput = Tensor | str | Path
 _EVAL_LOSS_KEYS = ("loss", "loss_cls", "loss_reg")
 
 
-class RetinaNetModule(OptimizedModule):
+class RetinaNetModule(LogsEvaluationMetrics, OptimizedModule):
     """RetinaNet (ResNet-FPN, P3–P7, 9 anchors) with every loss of the focal-loss and IoU-loss literature.
 
     ``self.model`` is the :class:`~lightning_retina.model.RetinaNetCore`: transform, backbone, head, anchors, box
@@ -317,18 +318,9 @@ class RetinaNetModule(OptimizedModule):
             return {"detections": detections, "targets": targets}
         return None
 
-    def on_validation_epoch_end(self) -> None:
-        self._log_metric("val", self.val_metric)
-
-    def on_test_epoch_end(self) -> None:
-        self._log_metric("test", self.test_metric)
-
-    def _log_metric(self, prefix: str, metric: Any) -> None:
-        # Every rank computes (torchmetrics syncs inside compute), so no rank waits on a collective alone.
-        if metric is None:
-            return
-        class_names = self.class_names if self.hparams.class_metrics else None
-        self.log_dict(compute_for_logging(metric, prefix, class_names), sync_dist=True)
+    def metric_class_names(self) -> list[str] | None:
+        """The class names with ``class_metrics`` (per-class AP is logged under them), else ``None``."""
+        return self.class_names if self.hparams.class_metrics else None
 
     def predict_step(self, batch: Batch | Sequence[Tensor], batch_idx: int) -> list[dict[str, Tensor]]:
         """Detections of a batch of images, or of ``(images, targets)`` (each then carries its target's ``image_id``)."""
