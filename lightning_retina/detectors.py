@@ -11,14 +11,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
-from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 from torchvision.models.detection import FCOS, KeypointRCNN, MaskRCNN, RetinaNet
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 from torchvision.models.detection.ssd import SSD
 
-from lightning_retina.metrics import build_metric, compute_for_logging, metric_target
-from lightning_retina.optim import configure_from_hparams
+from lightning_retina.metrics import build_metric, metric_target
+from lightning_retina.metrics.hooks import LogsEvaluationMetrics
+from lightning_retina.optim import OptimizedModule
 from lightning_retina.weighted_loss import weighted_sum
 
 Batch = tuple[Sequence[Tensor], Sequence[dict[str, Tensor]]]
@@ -61,7 +61,7 @@ def _box_masks(boxes: Tensor, height: int, width: int) -> Tensor:
     return ((xs >= x1) & (xs < x2) & (ys >= y1) & (ys < y2)).to(torch.uint8)
 
 
-class TorchvisionDetector(LightningModule):
+class TorchvisionDetector(LogsEvaluationMetrics, OptimizedModule):
     """A torchvision detection model trained and evaluated as :class:`~lightning_retina.RetinaNetModule` is.
 
     Labels: the DataModule's labels are ``0..K-1``. Models with a background class 0 (Faster / Mask / Keypoint
@@ -90,20 +90,14 @@ class TorchvisionDetector(LightningModule):
             background class, else 0.
         loss_weights: initial weight of each loss by name (default 1 for each of the model's losses); required, with
             every loss, for a model type not in the table above.
-        optimizer: ``"sgd"`` (momentum) or ``"adamw"``.
-        lr: base learning rate.
-        momentum: SGD momentum.
-        weight_decay: weight decay.
-        warmup_steps: linear warm-up length in optimizer steps.
-        warmup_factor: learning-rate factor at step 0.
-        lr_schedule: ``"step"``, ``"cosine"`` (over ``trainer.estimated_stepping_batches``) or ``"constant"``.
-        lr_milestones: optimizer steps at which ``"step"`` multiplies the lr by ``lr_gamma``.
-        lr_gamma: step-decay factor.
         metric: ``"coco"``, ``"voc"``, ``"voc07"`` or ``None`` (no evaluation metric).
         class_metrics: also compute per-class AP.
+        optim_settings: the optimizer and lr schedule, flat keyword arguments documented in
+            :class:`~lightning_retina.optim.OptimizedModule` (``optimizer``, ``lr``, ``lr_schedule``, ...; the same
+            defaults as :class:`~lightning_retina.RetinaNetModule`).
 
     Raises:
-        ValueError: for an unknown model type without ``loss_weights``.
+        ValueError: for an unknown model type without ``loss_weights``, or an unknown ``lr_schedule``.
 
     Example::
 
@@ -114,26 +108,19 @@ class TorchvisionDetector(LightningModule):
         >>> trainer.fit(detector, datamodule=DetectionDataModule("voc", root="data"))  # doctest: +SKIP
     """
 
+    hparams_ignore = ("model",)  # a module, not a setting: checkpoints keep its weights in the state dict
+
     def __init__(
         self,
         model: nn.Module,
         class_names: Sequence[str] | None = None,
         label_offset: int | None = None,
         loss_weights: Mapping[str, float] | None = None,
-        optimizer: Literal["sgd", "adamw"] = "sgd",
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 1e-4,
-        warmup_steps: int = 500,
-        warmup_factor: float = 0.001,
-        lr_schedule: Literal["step", "cosine", "constant"] = "step",
-        lr_milestones: Sequence[int] = (),
-        lr_gamma: float = 0.1,
         metric: Literal["coco", "voc", "voc07"] | None = "coco",
         class_metrics: bool = False,
+        **optim_settings: Any,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters(ignore=["model"])
+        super().__init__(**optim_settings)  # saves every argument but the model as hyper-parameters
         self.model = model
         self.class_names = list(class_names) if class_names is not None else None
         self.label_offset = int(has_background_class(model)) if label_offset is None else label_offset
@@ -202,24 +189,9 @@ class TorchvisionDetector(LightningModule):
         detections = [{k: d[k] for k in ("boxes", "scores", "labels")} for d in self(images)]
         metric.update(detections, [metric_target(t) for t in targets])
 
-    def on_validation_epoch_end(self) -> None:
-        self._log_metric("val", self.val_metric)
-
-    def on_test_epoch_end(self) -> None:
-        self._log_metric("test", self.test_metric)
-
-    def _log_metric(self, prefix: str, metric: Any) -> None:
-        if metric is None:
-            return
-        self.log_dict(compute_for_logging(metric, prefix), sync_dist=True)
-
     def predict_step(self, batch: Batch | Sequence[Tensor], batch_idx: int) -> list[dict[str, Tensor]]:
         with_targets = isinstance(batch, tuple) and len(batch) == 2 and not isinstance(batch[0], Tensor)
         return self(batch[0] if with_targets else batch)
-
-    # ---------------------------------------------------------------------------------------- optimisation
-    def configure_optimizers(self) -> dict[str, Any]:
-        return configure_from_hparams(self)
 
     # ---------------------------------------------------------------------------------------- checkpointing
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torchmetrics import MeanMetric
@@ -15,9 +14,10 @@ from torchmetrics import MeanMetric
 from lightning_retina.losses.retinanet import RetinaNetLoss
 from lightning_retina.data.image_io import decode_image
 from lightning_retina.matching import BG_IOU_THRESH, FG_IOU_THRESH
-from lightning_retina.metrics import METRICS, build_metric, compute_for_logging, metric_target
+from lightning_retina.metrics import METRICS, build_metric, metric_target
+from lightning_retina.metrics.hooks import LogsEvaluationMetrics
 from lightning_retina.model import DEFAULT_ANCHOR_SIZES, HeadOutputs, RetinaNetCore
-from lightning_retina.optim import SCHEDULES, configure_from_hparams
+from lightning_retina.optim import OptimizedModule
 from lightning_retina.targets import check_targets
 from lightning_retina.weighted_loss import weighted_sum
 
@@ -26,7 +26,7 @@ ImageInput = Tensor | str | Path
 _EVAL_LOSS_KEYS = ("loss", "loss_cls", "loss_reg")
 
 
-class RetinaNetModule(LightningModule):
+class RetinaNetModule(LogsEvaluationMetrics, OptimizedModule):
     """RetinaNet (ResNet-FPN, P3–P7, 9 anchors) with every loss of the focal-loss and IoU-loss literature.
 
     ``self.model`` is the :class:`~lightning_retina.model.RetinaNetCore`: transform, backbone, head, anchors, box
@@ -65,15 +65,6 @@ class RetinaNetModule(LightningModule):
         nms_thresh: inference NMS IoU threshold.
         detections_per_img: detections per image.
         topk_candidates: candidates per pyramid level before NMS.
-        optimizer: ``"sgd"`` (momentum 0.9) or ``"adamw"``.
-        lr: base learning rate (paper: 0.01 for 16 images per batch).
-        momentum: SGD momentum.
-        weight_decay: weight decay.
-        warmup_steps: linear warm-up length in optimizer steps.
-        warmup_factor: learning-rate factor at step 0.
-        lr_schedule: ``"step"``, ``"cosine"`` (over ``trainer.estimated_stepping_batches``) or ``"constant"``.
-        lr_milestones: optimizer steps at which ``"step"`` multiplies the lr by ``lr_gamma``.
-        lr_gamma: step-decay factor.
         metric: ``"coco"``, ``"voc"``, ``"voc07"`` or ``None`` (no mAP in validation/test).
         class_metrics: also compute per-class AP (``val/map_per_class`` is returned by the metric).
         channels_last: run backbone and head in ``channels_last`` memory format (faster with bf16 on CPU/GPU).
@@ -83,6 +74,10 @@ class RetinaNetModule(LightningModule):
         max_consecutive_skips: with ``skip_nonfinite``, stop with a ``FloatingPointError`` (naming the count, the
             step and the losses) when this many training steps in a row had non-finite losses: a run that skips
             most of its steps has diverged and must not report success.
+        optim_settings: the optimizer and lr schedule, flat keyword arguments documented in
+            :class:`~lightning_retina.optim.OptimizedModule`: ``optimizer`` (``"sgd"``, the default, or ``"adamw"``),
+            ``lr`` (0.01), ``momentum``, ``weight_decay``, ``warmup_steps`` (500), ``warmup_factor``, ``lr_schedule``
+            (``"step"``, ``"cosine"`` or ``"constant"``), ``lr_milestones``, ``lr_gamma``.
 
     Example::
 
@@ -117,27 +112,16 @@ class RetinaNetModule(LightningModule):
         nms_thresh: float = 0.5,
         detections_per_img: int = 100,
         topk_candidates: int = 1000,
-        optimizer: Literal["sgd", "adamw"] = "sgd",
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 1e-4,
-        warmup_steps: int = 500,
-        warmup_factor: float = 0.001,
-        lr_schedule: Literal["step", "cosine", "constant"] = "step",
-        lr_milestones: Sequence[int] = (),
-        lr_gamma: float = 0.1,
         metric: Literal["coco", "voc", "voc07"] | None = "coco",
         class_metrics: bool = False,
         channels_last: bool = False,
         skip_nonfinite: bool = False,
         max_consecutive_skips: int = 5,
+        **optim_settings: Any,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
+        super().__init__(**optim_settings)  # saves every argument, these and optim_settings, as hyper-parameters
         if metric is not None and metric not in METRICS:
             raise ValueError(f"Unknown metric {metric!r}; expected one of {METRICS} or None")
-        if lr_schedule not in SCHEDULES:
-            raise ValueError(f"Unknown lr_schedule {lr_schedule!r}; expected one of {SCHEDULES}")
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} names but num_classes={num_classes}")
         if category_ids is not None and len(category_ids) != num_classes:
@@ -334,18 +318,9 @@ class RetinaNetModule(LightningModule):
             return {"detections": detections, "targets": targets}
         return None
 
-    def on_validation_epoch_end(self) -> None:
-        self._log_metric("val", self.val_metric)
-
-    def on_test_epoch_end(self) -> None:
-        self._log_metric("test", self.test_metric)
-
-    def _log_metric(self, prefix: str, metric: Any) -> None:
-        # Every rank computes (torchmetrics syncs inside compute), so no rank waits on a collective alone.
-        if metric is None:
-            return
-        class_names = self.class_names if self.hparams.class_metrics else None
-        self.log_dict(compute_for_logging(metric, prefix, class_names), sync_dist=True)
+    def metric_class_names(self) -> list[str] | None:
+        """The class names with ``class_metrics`` (per-class AP is logged under them), else ``None``."""
+        return self.class_names if self.hparams.class_metrics else None
 
     def predict_step(self, batch: Batch | Sequence[Tensor], batch_idx: int) -> list[dict[str, Tensor]]:
         """Detections of a batch of images, or of ``(images, targets)`` (each then carries its target's ``image_id``)."""
@@ -357,10 +332,6 @@ class RetinaNetModule(LightningModule):
             if "image_id" in target:
                 det["image_id"] = target["image_id"]
         return detections
-
-    # ---------------------------------------------------------------------------------------- optimisation
-    def configure_optimizers(self) -> dict[str, Any]:
-        return configure_from_hparams(self)
 
     # ---------------------------------------------------------------------------------------- checkpointing
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

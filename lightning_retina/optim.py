@@ -1,11 +1,12 @@
-"""Optimizer and learning-rate schedule of RetinaNetModule (SGD/AdamW, linear warm-up, step or cosine decay)."""
+"""Optimizer and learning-rate schedule of the package's LightningModules (SGD/AdamW, linear warm-up, step or cosine
+decay), and :class:`OptimizedModule`, the base class that takes and documents their settings once."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import torch
 from lightning.pytorch import LightningModule
@@ -83,7 +84,9 @@ def optimizer_and_schedule(
     total_steps: int,
 ) -> dict[str, Any]:
     """What ``LightningModule.configure_optimizers`` returns: :func:`build_optimizer` and a per-step ``LambdaLR`` of
-    :func:`lr_factor` (``total_steps`` matters for ``"cosine"`` only).
+    :func:`lr_factor` (``total_steps`` matters for ``"cosine"`` only). ``"constant"`` without warm-up has nothing to
+    schedule and returns the optimizer alone, so that a callback such as
+    :class:`~lightning_retina.callbacks.TimeBudgetLR` is the only owner of the learning rate.
 
     Raises:
         ValueError: for an unknown optimizer or schedule name.
@@ -91,6 +94,8 @@ def optimizer_and_schedule(
     if lr_schedule not in SCHEDULES:
         raise ValueError(f"Unknown lr_schedule {lr_schedule!r}; expected one of {SCHEDULES}")
     built = build_optimizer(params, optimizer, lr, momentum, weight_decay)
+    if lr_schedule == "constant" and warmup_steps <= 0:
+        return {"optimizer": built}
     schedule = partial(
         lr_factor,
         warmup_steps=warmup_steps,
@@ -101,3 +106,54 @@ def optimizer_and_schedule(
         total_steps=total_steps,
     )
     return {"optimizer": built, "lr_scheduler": {"scheduler": LambdaLR(built, schedule), "interval": "step"}}
+
+
+class OptimizedModule(LightningModule):
+    """A ``LightningModule`` that owns its optimizer and learning-rate schedule, set by flat keyword arguments.
+
+    :class:`~lightning_retina.RetinaNetModule` and :class:`~lightning_retina.detectors.TorchvisionDetector` derive from
+    it and forward their ``**optim_settings`` to this constructor, which takes, checks and documents them once. The
+    settings stay flat: hyper-parameters ``lr``, ``optimizer``, ... in checkpoints (old ones load unchanged) and
+    ``--model.lr``, ``--model.optimizer``, ... in LightningCLI (jsonargparse follows ``**optim_settings`` to this
+    signature, so choices are checked when parsing). ``save_hyperparameters`` runs here and, as Lightning does, also
+    collects the arguments of every subclass's ``__init__``; a subclass names arguments to leave out (e.g. a model
+    object) in :attr:`hparams_ignore`. ``configure_optimizers`` returns :func:`configure_from_hparams`.
+
+    Args:
+        optimizer: ``"sgd"`` (momentum) or ``"adamw"``.
+        lr: base learning rate (paper: 0.01 for 16 images per batch).
+        momentum: SGD momentum.
+        weight_decay: weight decay.
+        warmup_steps: linear warm-up length in optimizer steps.
+        warmup_factor: learning-rate factor at step 0.
+        lr_schedule: ``"step"``, ``"cosine"`` (over ``trainer.estimated_stepping_batches``) or ``"constant"``
+            (without warm-up: no scheduler, e.g. for :class:`~lightning_retina.callbacks.TimeBudgetLR`).
+        lr_milestones: optimizer steps at which ``"step"`` multiplies the lr by ``lr_gamma``.
+        lr_gamma: step-decay factor.
+
+    Raises:
+        ValueError: for an unknown ``lr_schedule``.
+    """
+
+    #: ``__init__`` arguments (of any subclass) left out of the hyper-parameters.
+    hparams_ignore: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        optimizer: Literal["sgd", "adamw"] = "sgd",
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-4,
+        warmup_steps: int = 500,
+        warmup_factor: float = 0.001,
+        lr_schedule: Literal["step", "cosine", "constant"] = "step",
+        lr_milestones: Sequence[int] = (),
+        lr_gamma: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=list(self.hparams_ignore))
+        if lr_schedule not in SCHEDULES:
+            raise ValueError(f"Unknown lr_schedule {lr_schedule!r}; expected one of {SCHEDULES}")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        return configure_from_hparams(self)

@@ -6,9 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision.ops
+from torch import Tensor
 
 from lightning_retina.losses import RetinaNetLoss, sigmoid_focal_loss
-from lightning_retina.losses.focal import focal_negative_term, focal_positive_term
+from lightning_retina.losses._dtypes import upcast as _upcast
+from lightning_retina.losses.focal import NO_ALPHA, check_focal_parameters
 
 REDUCTIONS = ["none", "mean", "sum"]
 ALPHA_GAMMA = [(0.25, 2.0), (0.5, 1.0), (0.75, 0.0), (-1.0, 2.0), (-1.0, 0.0), (0.25, 0.5)]
@@ -16,6 +18,29 @@ ALPHA_GAMMA = [(0.25, 2.0), (0.5, 1.0), (0.75, 0.0), (-1.0, 2.0), (-1.0, 0.0), (
 
 def _logit(p: float) -> float:
     return math.log(p / (1 - p))
+
+
+# The focal loss's two elementwise terms, written separately as the reference that sigmoid_focal_loss must match
+# (the package computes the loss in one expression; these were its public helpers before and are kept for the tests).
+def _focal_term(logits: Tensor, alpha: float, gamma: float, positive: bool) -> Tensor:
+    """Elementwise focal loss against target 1 (``-α (1-p)^γ log(p)``) or 0 (``-(1-α) p^γ log(1-p)``), in float32
+    (float64 for float64 input); ``alpha=-1`` disables α-balancing. Raises ValueError for bad alpha / gamma."""
+    check_focal_parameters(alpha, gamma)
+    signed = -_upcast(logits) if positive else _upcast(logits)
+    loss = F.softplus(signed)  # -log(sigmoid(x)) or -log(1 - sigmoid(x)), stable
+    if gamma != 0:
+        loss = loss * torch.exp(gamma * F.logsigmoid(signed))  # (1 - p)^γ or p^γ, finite gradient for any γ > 0
+    if alpha == NO_ALPHA:
+        return loss
+    return loss * (alpha if positive else 1.0 - alpha)
+
+
+def focal_positive_term(logits: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
+    return _focal_term(logits, alpha, gamma, positive=True)
+
+
+def focal_negative_term(logits: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
+    return _focal_term(logits, alpha, gamma, positive=False)
 
 
 def _random_logits_targets(soft: bool, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from typing_extensions import override
 
 
@@ -15,7 +16,12 @@ class TimeBudgetLR(Callback):
 
     Useful with ``Trainer(max_time=...)``, where the number of steps is not known in advance: the lr warms up
     linearly over ``warmup_steps`` and then follows ``0.5 (1 + cos(π t / budget))`` down to
-    ``final_factor`` × the base lr when the budget is spent. It overrides any step-based scheduler.
+    ``final_factor`` × the base lr when the budget is spent.
+
+    It is the only owner of the learning rate: the module must configure no lr scheduler (build
+    :class:`~lightning_retina.RetinaNetModule` with ``lr_schedule="constant"`` and ``warmup_steps=0``, which returns
+    the optimizer alone). The base lr of each param group is its ``initial_lr`` (set here when no scheduler did), which
+    is saved with the optimizer's state, so a resumed run scales the same base lr.
 
     Args:
         budget_seconds: the training time budget (the same as ``max_time``).
@@ -24,6 +30,8 @@ class TimeBudgetLR(Callback):
 
     Raises:
         ValueError: for a non-positive budget or a factor outside [0, 1].
+        MisconfigurationException: at the start of training, when the module configured an lr scheduler (two
+            owners of the lr).
     """
 
     def __init__(self, budget_seconds: float, warmup_steps: int = 100, final_factor: float = 0.02) -> None:
@@ -46,8 +54,14 @@ class TimeBudgetLR(Callback):
 
     @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.lr_scheduler_configs:
+            schedulers = [type(config.scheduler).__name__ for config in trainer.lr_scheduler_configs]
+            raise MisconfigurationException(
+                f"TimeBudgetLR owns the learning rate, but the module also configured {schedulers}: build it without "
+                "a schedule (RetinaNetModule: lr_schedule='constant', warmup_steps=0) or drop TimeBudgetLR"
+            )
         self._start = time.monotonic()
-        self._base_lrs = [g.get("initial_lr", g["lr"]) for opt in trainer.optimizers for g in opt.param_groups]
+        self._base_lrs = [g.setdefault("initial_lr", g["lr"]) for opt in trainer.optimizers for g in opt.param_groups]
 
     @override
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:

@@ -9,10 +9,10 @@ from typing import Any, Literal
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import LightningDataModule
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader, Dataset
 
+from lightning_retina._compat import UnrepeatedDistributedSampler
 from lightning_retina.data.collate import collate_detection
 from lightning_retina.data.image_io import DEFAULT_MAX_PIXELS
 from lightning_retina.data.sampler import ResumableDistributedSampler
@@ -44,7 +44,7 @@ class DetectionDataModule(LightningDataModule):
     the shapes set is (or will be) written.
 
     Under DDP (``trainer.world_size > 1``) the validation and test loaders carry an unpadded
-    :class:`~lightning.pytorch.overrides.distributed.UnrepeatedDistributedSampler`, which Lightning keeps, so each
+    :class:`~lightning_retina._compat.UnrepeatedDistributedSampler` (Lightning's), which Lightning keeps, so each
     image is evaluated exactly once over all ranks (Lightning's own sampler would pad with repeated images and
     skew the mAP; lightning #5060, #7929). Ranks may then run one batch more or less than each other.
 

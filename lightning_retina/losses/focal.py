@@ -11,7 +11,6 @@ from torch import Tensor
 from lightning_retina.losses._dtypes import upcast as _upcast
 from lightning_retina.losses._reduction import reduce_loss
 
-
 #: The ``alpha`` that disables α-balancing (torchvision's ``sigmoid_focal_loss`` uses the same value).
 NO_ALPHA = -1.0
 
@@ -32,56 +31,6 @@ def check_focal_parameters(alpha: float, gamma: float, alpha_name: str = "alpha"
         raise ValueError(f"{alpha_name} must be in [0, 1] or -1 (no alpha-balancing), got {alpha}")
     if not (math.isfinite(gamma) and gamma >= 0):
         raise ValueError(f"{gamma_name} must be >= 0 and finite, got {gamma}")
-
-
-def _alpha_factor(alpha: float, positive: bool) -> float:
-    if alpha == NO_ALPHA:
-        return 1.0
-    return alpha if positive else 1.0 - alpha
-
-
-def focal_positive_term(logits: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
-    """Elementwise focal loss of ``logits`` against target 1: ``-α (1-p)^γ log(p)``.
-
-    Args:
-        logits: Tensor of any shape, raw scores.
-        alpha: weight in ``[0, 1]`` of the positive class; ``-1`` disables α-balancing.
-        gamma: focusing parameter ``>= 0``; ``0`` gives (α-balanced) binary cross entropy.
-
-    Returns:
-        Tensor of the same shape as ``logits``, in float32 (or float64 for float64 input).
-
-    Raises:
-        ValueError: for ``alpha`` outside ``[0, 1]`` other than ``-1``, or ``gamma < 0``.
-    """
-    check_focal_parameters(alpha, gamma)
-    logits = _upcast(logits)
-    loss = F.softplus(-logits)  # -log(sigmoid(x)), stable
-    if gamma != 0:
-        loss = loss * torch.exp(gamma * F.logsigmoid(-logits))  # (1 - p)^γ, finite gradient for any γ > 0
-    return loss * _alpha_factor(alpha, positive=True)
-
-
-def focal_negative_term(logits: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
-    """Elementwise focal loss of ``logits`` against target 0: ``-(1-α) p^γ log(1-p)``.
-
-    Args:
-        logits: Tensor of any shape, raw scores.
-        alpha: weight in ``[0, 1]`` of the positive class (the negative class gets ``1 - alpha``); ``-1`` disables it.
-        gamma: focusing parameter ``>= 0``.
-
-    Returns:
-        Tensor of the same shape as ``logits``, in float32 (or float64 for float64 input).
-
-    Raises:
-        ValueError: for ``alpha`` outside ``[0, 1]`` other than ``-1``, or ``gamma < 0``.
-    """
-    check_focal_parameters(alpha, gamma)
-    logits = _upcast(logits)
-    loss = F.softplus(logits)  # -log(1 - sigmoid(x)), stable
-    if gamma != 0:
-        loss = loss * torch.exp(gamma * F.logsigmoid(logits))  # p^γ, finite gradient for any γ > 0
-    return loss * _alpha_factor(alpha, positive=False)
 
 
 def sigmoid_focal_loss(

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
-import torch.distributed as dist
-from torch import Tensor
 from torchmetrics.detection import MeanAveragePrecision
 
+from lightning_retina._compat import GatherListStatesOnce
 
 # pycocotools' ``Params.setDetParams`` thresholds, built the same way in float64. torchmetrics' defaults come from
 # ``torch.linspace`` in float32 (0.0099999998 for 0.01): a recall or IoU that equals a threshold then lands on the
@@ -19,12 +16,7 @@ COCO_IOU_THRESHOLDS: list[float] = np.linspace(0.5, 0.95, int(np.round((0.95 - 0
 COCO_REC_THRESHOLDS: list[float] = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1).tolist()
 
 
-def _to(value: Any, device: torch.device) -> Any:
-    """``value`` on ``device`` when it is a tensor (segmentation states hold tuples and are left as they are)."""
-    return value.to(device) if isinstance(value, Tensor) else value
-
-
-class COCOMeanAveragePrecision(MeanAveragePrecision):
+class COCOMeanAveragePrecision(GatherListStatesOnce, MeanAveragePrecision):
     """``torchmetrics.detection.MeanAveragePrecision`` with pycocotools' exact thresholds and a DDP-safe sync.
 
     Every scalar (``map``, ``map_50``, ``map_75``, ``map_small/medium/large``, ``mar_1/10/100``,
@@ -44,7 +36,8 @@ class COCOMeanAveragePrecision(MeanAveragePrecision):
     time, so two processes that evaluated 3 and 2 images (an unpadded evaluation sampler, which a correct mAP needs)
     issue different numbers of collectives: gloo aborts and NCCL hangs. Here every state list is gathered with a
     single ``all_gather_object`` per state, the same number of calls on every process whatever it holds, and the
-    lists are concatenated in rank order (the AP does not depend on the order of images). Arguments and results
+    lists are concatenated in rank order (the AP does not depend on the order of images): the mixin
+    :class:`~lightning_retina._compat.GatherListStatesOnce`. Arguments and results
     are those of the parent class.
     """
 
@@ -59,12 +52,3 @@ class COCOMeanAveragePrecision(MeanAveragePrecision):
             rec_thresholds=list(COCO_REC_THRESHOLDS if rec_thresholds is None else rec_thresholds),
             **kwargs,
         )
-
-    def _sync_dist(self, dist_sync_fn: Callable | None = None, process_group: Any | None = None) -> None:
-        group = process_group or self.process_group
-        world_size = dist.get_world_size(group=group)
-        for attr in self._reductions:
-            local = [_to(value, torch.device("cpu")) for value in getattr(self, attr)]
-            gathered: list[list[Any] | None] = [None] * world_size
-            dist.all_gather_object(gathered, local, group=group)
-            setattr(self, attr, [_to(value, self.device) for part in gathered for value in part])
