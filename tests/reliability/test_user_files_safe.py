@@ -185,6 +185,31 @@ def test_malformed_yaml_config_is_one_line_naming_the_file(tmp_path: Path, capsy
     assert len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize(("text", "kind"), [("- 1\n- 2\n", "list"), ("just words\n", "str"), ("7\n", "int")])
+def test_a_yaml_config_that_is_not_a_mapping_is_one_line_naming_the_file(tmp_path: Path, capsys, text, kind) -> None:
+    # re-attack: jsonargparse said "error: Unexpected config: - 1" after the full usage, without the file
+    config = tmp_path / "list.yaml"
+    config.write_text(text)
+    assert main(["fit", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"lightning-retina fit: error: {config}: a config must be a YAML mapping of options (key: value), " \
+        f"not a {kind}"
+
+
+@pytest.mark.parametrize("content", [b'{"state_dict": {}}', b"", b"\x80\x04K\x07."])  # JSON, empty, pickled int
+def test_validate_with_a_ckpt_path_that_is_not_a_checkpoint_is_one_line_naming_it(tmp_path: Path, capsys,
+                                                                                  content) -> None:
+    # re-attack: a JSON file as --ckpt_path gave torch.load's RuntimeError traceback (reading the saved data settings)
+    ckpt = tmp_path / "j.ckpt"
+    ckpt.write_bytes(content)
+    argv = ["validate", "--ckpt_path", str(ckpt), "--data.dataset", "shapes", "--data.root", str(tmp_path / "s")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"lightning-retina validate: error: --ckpt_path {ckpt} is not a")
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "s").exists()  # refused before the data set is generated
+
+
 # ------------------------------------------------------- shapes folders written before the writers' marker
 EARLIER = {"format": "voc", "num_train": 2, "num_val": 1, "image_size": 32, "seed": 0}
 
