@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import sys
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,10 @@ def saved_data_settings(ckpt_path: str | Path | None) -> dict[str, Any]:
     """
     if not ckpt_path or not Path(ckpt_path).is_file():
         return {}
+    if not zipfile.is_zipfile(ckpt_path):  # what torch.save writes; torch.load(mmap=True) reads nothing else
+        raise CheckpointFileError(
+            f"--ckpt_path {ckpt_path} is not a checkpoint that can be loaded safely (not a torch.save zip archive)"
+        )
     try:
         checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means "not a loadable checkpoint"
