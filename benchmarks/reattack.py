@@ -105,7 +105,8 @@ def png(path: Path, size=(48, 64), mode="RGB", colour: Any = (40, 120, 200), **s
     return path
 
 
-def noise(path: Path, size=(48, 64), seed=0) -> Path:
+def noise(path: Path, size=(64, 48), seed=0) -> Path:
+    """Random RGB pixels, ``size`` = (width, height): 64 x 48 like the annotations of the COCO / VOC cases."""
     import numpy as np
     from PIL import Image
 
@@ -153,7 +154,10 @@ def write_coco(d: Path, data: Any, raw: str | bytes | None = None) -> Ctx:
     return {"img": d / "img", "ann": ann}
 
 
-def coco_case(name: str, mutate: Callable[[dict], Any], expect="refuse", names=(), check=None, expected="") -> Case:
+def coco_case(name: str, mutate: Callable[[dict], Any], expect="refuse", names=(), check=None, expected="",
+              in_file: bool = True) -> Case:
+    """A COCO file changed by ``mutate`` (which may return the file's text); errors must name the file (unless
+    ``in_file`` is false: an image error names the image) and ``names``."""
     def prepare(d: Path) -> Ctx:
         data = coco_base()
         out = mutate(data)
@@ -161,7 +165,7 @@ def coco_case(name: str, mutate: Callable[[dict], Any], expect="refuse", names=(
         return write_coco(d, data, raw)
 
     return Case("coco", name, expect, expected or f"refused naming {' and '.join(names) or 'the file'}", prepare,
-                act=read_coco, names=("instances.json", *names), check=check)  # fmt: skip
+                act=read_coco, names=(("instances.json",) if in_file else ()) + tuple(names), check=check)  # fmt: skip
 
 
 def read_coco(d: Path, ctx: Ctx) -> Any:
@@ -429,7 +433,7 @@ def classify(case: Case, d: Path, ctx: Ctx, report: dict, peak_gib: float, mem_c
         if case.expect == "refuse":
             return "silent_wrong", "accepted (rc 0); expected a refusal"
         return ("silent_wrong", problem) if problem else ("ok", "rc 0")
-    if report.get("audit"):
+    if report.get("audit") and case.category == "checkpoints":  # a checkpoint's hparams must not reach files/net
         return "silent_wrong", "; ".join(report["audit"])
     if report["raised"] is not None:
         missing = [n for n in names if n not in message]
@@ -569,7 +573,7 @@ def coco_cases() -> list[Case]:
         return "[" * 100000 + "]" * 100000
 
     def escape(data):
-        data["images"][0]["file_name"] = "../../../../etc/passwd"
+        data["images"][0]["file_name"] = "../" * 40 + "etc/passwd"
 
     cases = [
         coco_case("valid file", lambda data: None, "work", expected="3 boxes, labels from category ids, crowd kept",
@@ -586,7 +590,7 @@ def coco_cases() -> list[Case]:
         coco_case("file_name null", _set("images.0.file_name", None), names=("file_name",)),
         coco_case("file_name number", _set("images.0.file_name", 7), names=("file_name",)),
         coco_case("file_name empty", _set("images.0.file_name", ""), names=("file_name",)),
-        coco_case("file_name escapes the folder", escape, "either", names=("passwd",),
+        coco_case("file_name escapes the folder", escape, "either", names=("etc/passwd",), in_file=False,
                   expected="refused naming the path (not an image), never decoded as one",
                   check=lambda r, c, w: "read /etc/passwd as an image"),
         coco_case("image file missing", _set("images.0.file_name", "missing.png"), names=("missing.png",)),
@@ -1374,6 +1378,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mem-cap-gib", type=float, default=2.0, help="peak memory above the start that counts "
                         "as resource exhaustion")  # fmt: skip
     args = parser.parse_args(argv)
+    if sys.path[0] != str(REPO):  # `python benchmarks/reattack.py`: attack this checkout, not an installed copy
+        sys.path.insert(0, str(REPO))
 
     import torch
     from tqdm.auto import tqdm
