@@ -14,6 +14,7 @@ writes loads through Lightning's own :meth:`~lightning.pytorch.LightningModule.l
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -65,11 +66,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: when ``path`` does not exist.
-        ValueError: naming ``path`` when it cannot be unpickled safely or is not a Lightning module checkpoint.
+        ValueError: naming ``path`` when it is a folder, not a ``torch.save`` zip archive, cannot be unpickled safely
+            or is not a Lightning module checkpoint.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"checkpoint {path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive (since PyTorch 1.6); mmap needs one
+        raise ValueError(
+            f"{path} is not a checkpoint that can be loaded safely (not a torch.save zip archive: empty, text, JSON, "
+            "a plain pickle or another format)"
+        )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means "not a loadable checkpoint"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import sys
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,14 +28,33 @@ _LIGHTNING_HELP = {
 }
 
 
+class CheckpointFileError(ValueError):
+    """A ``--ckpt_path`` that is not a checkpoint which can be loaded safely (the message names the file)."""
+
+
 def saved_data_settings(ckpt_path: str | Path | None) -> dict[str, Any]:
     """The DataModule arguments a checkpoint was trained with (``datamodule_hyper_parameters``), ``{}`` if none.
 
     Only arguments that :class:`DetectionDataModule` still takes are returned. Read with ``weights_only=True``.
+
+    Raises:
+        CheckpointFileError: naming ``ckpt_path`` when it cannot be unpickled safely or is not a dict.
     """
     if not ckpt_path or not Path(ckpt_path).is_file():
         return {}
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    if not zipfile.is_zipfile(ckpt_path):  # what torch.save writes; torch.load(mmap=True) reads nothing else
+        raise CheckpointFileError(
+            f"--ckpt_path {ckpt_path} is not a checkpoint that can be loaded safely (not a torch.save zip archive)"
+        )
+    try:
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means "not a loadable checkpoint"
+        raise CheckpointFileError(
+            f"--ckpt_path {ckpt_path} is not a checkpoint that can be loaded safely ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''})"
+        ) from None
+    if not isinstance(checkpoint, dict):
+        raise CheckpointFileError(f"--ckpt_path {ckpt_path} is not a Lightning checkpoint (not a dict)")
     saved = checkpoint.get(DetectionDataModule.CHECKPOINT_HYPER_PARAMS_KEY) or {}
     known = inspect.signature(DetectionDataModule.__init__).parameters
     return {key: value for key, value in saved.items() if key in known and key != "self"}
@@ -249,14 +269,17 @@ def _config_files(argv: Sequence[str]) -> list[Path]:
 
 
 def _check_yaml(path: Path) -> None:
-    """Raises ValueError naming ``path`` and the line when it is not valid YAML."""
+    """Raises ValueError naming ``path`` (and the line) when it is not valid YAML or not a mapping of options."""
     try:
-        yaml.safe_load(path.read_text())
+        config = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}, line {mark.line + 1}" if mark is not None else str(path)
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ValueError(f"{where}: malformed YAML config ({problem})") from err
+    if config is not None and not isinstance(config, dict):
+        kind = type(config).__name__
+        raise ValueError(f"{path}: a config must be a YAML mapping of options (key: value), not a {kind}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -271,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         try:
             RetinaNetCLI(RetinaNetModule, DetectionDataModule, args=argv, save_config_kwargs={"overwrite": True})
-        except FileNotFoundError as error:
+        except (FileNotFoundError, CheckpointFileError) as error:
             print(f"lightning-retina {argv[0]}: error: {error}", file=sys.stderr)
             return 2
         return 0

@@ -7,6 +7,7 @@ fluctuates more than the regression loss.
 
 """
 
+import ast
 import math
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
@@ -16,7 +17,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks.callback import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from typing_extensions import override
 
@@ -254,7 +255,50 @@ class ALWA(Callback):
         }
 
     @override
+    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        """Read the state a checkpoint from before the groups-only state key holds (see :meth:`load_state_dict`).
+
+        Such a checkpoint keeps the state under ``ALWA{'interval': ..., 'statistic': ..., 'record': ..., 'groups':
+        ...}``. When this callback's key is absent and an old key has the same groups, its state is copied to this
+        callback's key with the settings read from the old key, so the weights are restored (and the window kept
+        when the settings are the same). Lightning's generic "callbacks ... need to be provided" warning, issued
+        before this hook, names the old key.
+        """
+        states = checkpoint.get("callbacks")
+        if not isinstance(states, MutableMapping) or self.state_key in states:
+            return
+        for key, state in list(states.items()):
+            settings = self._old_key_settings(key)
+            if settings is not None and isinstance(state, Mapping):
+                states[self.state_key] = {"settings": settings, **state}
+                rank_zero_info(f"ALWA: read the state saved under the earlier state key {key!r}")
+                return
+
+    def _old_key_settings(self, key: Any) -> dict[str, Any] | None:
+        """``{interval, statistic, record}`` from a state key of the first releases with this callback's groups."""
+        if not isinstance(key, str) or not key.startswith(type(self).__qualname__ + "{"):
+            return None
+        try:
+            fields = ast.literal_eval(key[len(type(self).__qualname__) :])
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return None
+        if not isinstance(fields, dict) or set(fields) != {"interval", "statistic", "record", "groups"}:
+            return None
+        try:
+            same_groups = _validate_groups(fields["groups"]) == self.groups
+        except (MisconfigurationException, TypeError):
+            return None
+        return {k: fields[k] for k in ("interval", "statistic", "record")} if same_groups else None
+
+    @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the weights, and the window when it was collected under this callback's settings.
+
+        Also reads the states of earlier releases: without ``"settings"`` (the settings were in the state key, see
+        :meth:`on_load_checkpoint`; a state passed here directly is taken to have this callback's settings) and the
+        first release's ``"last_update_step"`` instead of ``"window_steps"`` / ``"recorded_at"`` (the window's
+        length is then its number of recorded steps).
+        """
         self._weights.update({key: float(w) for key, w in state_dict.get("weights", {}).items()})
         self._recorded_at = state_dict.get("recorded_at")
         saved = state_dict.get("settings", self._settings())
@@ -269,7 +313,7 @@ class ALWA(Callback):
             return
         histories = state_dict.get("histories", {})
         self._history = {key: list(torch.as_tensor(histories.get(key, [])).unbind()) for key in self._keys}
-        self._window_steps = int(state_dict.get("window_steps", 0))
+        self._window_steps = int(state_dict.get("window_steps", len(self._history[self._keys[0]])))
 
     def _settings(self) -> dict[str, Any]:
         """What the window depends on, saved with it: ``interval``, ``statistic`` and ``record``."""

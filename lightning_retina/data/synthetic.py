@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from lightning_retina.output_folder import claim_output_folder, read_marker, write_marker
 from lightning_retina.data.layout import VOC_DEVKIT, VOCYear, coco_paths
+from lightning_retina.output_folder import claim_output_folder, read_marker, write_marker
 
 SHAPES_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star")
 SHAPES_FORMATS = ("voc", "coco")
@@ -249,7 +249,7 @@ def make_shapes_dataset(
       read with ``COCODetection(root / "train", root / "annotations/instances_train.json")``.
 
     Nothing a user owns is overwritten: ``root`` must be new, empty, or a folder this function wrote before (its
-    ``shapes.json`` marker), unless ``overwrite=True``. ``shapes.json`` is written first (marking the folder) and
+    ``shapes.json`` marker, or the arguments-only ``shapes.json`` of earlier versions), unless ``overwrite=True``. ``shapes.json`` is written first (marking the folder) and
     completed with the arguments last, so :func:`shapes_manifest` only reports a finished set; the image lists /
     JSON files are written after their images.
 
@@ -280,7 +280,10 @@ def make_shapes_dataset(
         raise ValueError(f"num_train and num_val must be >= 0, got {num_train} and {num_val}")
     if image_size < 32:
         raise ValueError(f"image_size must be >= 32, got {image_size}")
-    root = claim_output_folder(root, MANIFEST, WRITER, overwrite=overwrite, option="--overwrite (overwrite=True)")
+    earlier = _earlier_manifest(root) is not None  # a set written before the marker: ours all the same
+    root = claim_output_folder(
+        root, MANIFEST, WRITER, overwrite=overwrite or earlier, option="--overwrite (overwrite=True)"
+    )
     write_marker(root, MANIFEST, WRITER, complete=False)  # an earlier set's arguments no longer hold from here
     writer = _write_voc_split if format == "voc" else _write_coco_split
     with tqdm(total=num_train + num_val, desc="drawing shapes", unit="img", disable=num_train + num_val < 500) as bar:
@@ -293,6 +296,31 @@ def make_shapes_dataset(
 
 
 def shapes_manifest(root: str | Path) -> dict | None:
-    """The arguments :func:`make_shapes_dataset` wrote ``root`` with; ``None`` when it holds no finished set."""
+    """The arguments :func:`make_shapes_dataset` wrote ``root`` with; ``None`` when it holds no finished set.
+
+    A ``shapes.json`` written by an earlier version (before the writers' marker) counts too, see
+    :func:`_earlier_manifest`.
+    """
     marker = read_marker(root, MANIFEST, WRITER)
-    return marker["arguments"] if marker is not None and marker.get("complete") else None
+    if marker is None:
+        return _earlier_manifest(root)
+    return marker["arguments"] if marker.get("complete") else None
+
+
+_ARGUMENTS = ("format", "num_train", "num_val", "image_size", "seed")
+
+
+def _earlier_manifest(root: str | Path) -> dict | None:
+    """The arguments in a ``shapes.json`` that an earlier version of :func:`make_shapes_dataset` wrote, else ``None``.
+
+    Before the writers' marker (``"written_by"``) the manifest was the arguments alone, written after the whole set:
+    exactly the keys ``format`` (``"voc"`` / ``"coco"``), ``num_train``, ``num_val``, ``image_size`` and ``seed``
+    (integers). A file of that exact shape is taken as ours (a finished set); any other ``shapes.json`` is the user's.
+    """
+    try:
+        data = json.loads((Path(root) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or set(data) != set(_ARGUMENTS) or data["format"] not in SHAPES_FORMATS:
+        return None
+    return data if all(type(data[key]) is int for key in _ARGUMENTS[1:]) else None

@@ -46,9 +46,12 @@ def _text(element: Element, tag: str, where: str) -> str:
 def _number(element: Element, tag: str, where: str) -> float:
     text = _text(element, tag, where)
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise ValueError(f"{where}: <{tag}> is {text!r}, not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{where}: <{tag}> is {text!r}, not a finite number")
+    return value
 
 
 def _image_size(root: Element, where: str) -> tuple[int, int] | None:

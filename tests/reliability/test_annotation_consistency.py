@@ -113,7 +113,12 @@ BAD_VOC = {
                     r"object 0: <difficult> is '2', not 0 or 1"),
     "width -5": (lambda t: t.replace("<width>30</width>", "<width>-5</width>"), r"<size><width> is -5"),
     "height 20.5": (lambda t: t.replace("<height>20</height>", "<height>20.5</height>"), r"<size><height> is 20.5"),
-    "width nan": (lambda t: t.replace("<width>30</width>", "<width>nan</width>"), r"<size><width> is nan"),
+    "width nan": (lambda t: t.replace("<width>30</width>", "<width>nan</width>"), r"<width> is 'nan', not a finite"),
+    # re-attack: a non-finite coordinate is named by its tag (was "object 0 has a non-finite coordinate: [...]")
+    "xmin nan": (lambda t: t.replace("<xmin>2</xmin>", "<xmin>nan</xmin>"),
+                 r"object 0: <xmin> is 'nan', not a finite number"),
+    "ymax -inf": (lambda t: t.replace("<ymax>18</ymax>", "<ymax>-inf</ymax>"),
+                  r"object 0: <ymax> is '-inf', not a finite number"),
     "width abc": (lambda t: t.replace("<width>30</width>", "<width>abc</width>"), r"<width> is 'abc', not a number"),
 }  # fmt: skip
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from lightning_retina.cli import main
-from lightning_retina.detect import load_module
 from lightning_retina.data import DetectionDataModule
+from lightning_retina.detect import load_module
 from tests.reliability.conftest import SIZE, ALWARun, quiet_trainer, tiny_module
 
 
@@ -93,3 +93,21 @@ def test_detect_refuses_another_models_checkpoint(tmp_path: Path, capsys) -> Non
     torch.save({"state_dict": {"layer.weight": torch.zeros(2, 2)}, "hyper_parameters": {"hidden_size": 8}}, path)
     assert main(["detect", "--ckpt", str(path), str(tmp_path / "any.png")]) == 2
     assert "other.ckpt is not a lightning-retina checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b'{"state_dict": {}, "hyper_parameters": {}}', b"\x80\x04K\x07.", b"PK\x03\x04 truncated"]
+)
+def test_a_file_that_is_not_a_torch_zip_archive_is_refused_saying_so(tmp_path: Path, content: bytes) -> None:
+    # re-attack: these were refused with torch's "mmap can only be used with files saved with torch.save(...,
+    # _use_new_zipfile_serialization=True)", which suggests re-saving a file that never was a checkpoint
+    path = tmp_path / "m.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"m.ckpt is not a checkpoint that can be loaded safely \(not a torch.save zip"):
+        load_module(path)
+
+
+def test_a_folder_named_as_the_checkpoint_is_refused_as_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "dir.ckpt").mkdir()
+    with pytest.raises(ValueError, match=r"checkpoint .*dir.ckpt is a folder, not a checkpoint file"):
+        load_module(tmp_path / "dir.ckpt")  # was FileNotFoundError "... does not exist"

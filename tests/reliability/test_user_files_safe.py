@@ -100,7 +100,7 @@ def test_a_users_own_manifest_named_like_ours_does_not_make_the_folder_ours(tmp_
 
 
 def test_an_interrupted_set_is_not_reported_finished_and_may_be_regenerated(tmp_path: Path, monkeypatch) -> None:
-    import lightning_retina.data.synthetic as synthetic
+    from lightning_retina.data import synthetic
 
     drawn = synthetic._draw_image
 
@@ -183,3 +183,74 @@ def test_malformed_yaml_config_is_one_line_naming_the_file(tmp_path: Path, capsy
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"lightning-retina fit: error: {config}, line 3: malformed YAML config")
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("text", "kind"), [("- 1\n- 2\n", "list"), ("just words\n", "str"), ("7\n", "int")])
+def test_a_yaml_config_that_is_not_a_mapping_is_one_line_naming_the_file(tmp_path: Path, capsys, text, kind) -> None:
+    # re-attack: jsonargparse said "error: Unexpected config: - 1" after the full usage, without the file
+    config = tmp_path / "list.yaml"
+    config.write_text(text)
+    assert main(["fit", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"lightning-retina fit: error: {config}: a config must be a YAML mapping of options (key: value), " \
+        f"not a {kind}"
+
+
+@pytest.mark.parametrize("content", [b'{"state_dict": {}}', b"", b"\x80\x04K\x07."])  # JSON, empty, pickled int
+def test_validate_with_a_ckpt_path_that_is_not_a_checkpoint_is_one_line_naming_it(tmp_path: Path, capsys,
+                                                                                  content) -> None:
+    # re-attack: a JSON file as --ckpt_path gave torch.load's RuntimeError traceback (reading the saved data settings)
+    ckpt = tmp_path / "j.ckpt"
+    ckpt.write_bytes(content)
+    argv = ["validate", "--ckpt_path", str(ckpt), "--data.dataset", "shapes", "--data.root", str(tmp_path / "s")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"lightning-retina validate: error: --ckpt_path {ckpt} is not a")
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "s").exists()  # refused before the data set is generated
+
+
+# ------------------------------------------------------- shapes folders written before the writers' marker
+EARLIER = {"format": "voc", "num_train": 2, "num_val": 1, "image_size": 32, "seed": 0}
+
+
+def _earlier_set(root: Path, manifest: dict) -> Path:
+    """A shapes set as an earlier version left it: the same files, ``shapes.json`` holding only the arguments."""
+    make_shapes_dataset(root, **EARLIER)
+    (root / "shapes.json").write_text(json.dumps(manifest, indent=1))
+    return root
+
+
+def test_a_shapes_folder_of_an_earlier_version_is_ours(tmp_path: Path) -> None:
+    root = _earlier_set(tmp_path / "data", EARLIER)
+    assert shapes_manifest(root) == EARLIER  # a finished set: the DataModule reuses it as it is
+    make_shapes_dataset(root, "coco", num_train=1, num_val=1, image_size=32, seed=3)  # was: "already holds files"
+    assert shapes_manifest(root) == {"format": "coco", "num_train": 1, "num_val": 1, "image_size": 32, "seed": 3}
+    assert json.loads((root / "shapes.json").read_text())["written_by"] == "lightning-retina make-shapes"
+
+
+def test_the_datamodule_reuses_an_earlier_versions_set_without_rewriting_it(tmp_path: Path) -> None:
+    root = _earlier_set(tmp_path / "data", EARLIER)
+    before = _hashes(root)
+    dm = DetectionDataModule("shapes", str(root), shapes_format="voc", shapes_num_train=2, shapes_num_val=1,
+                             shapes_image_size=32, num_workers=0)  # fmt: skip
+    dm.prepare_data()
+    assert _hashes(root) == before
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        {**EARLIER, "owner": "me"},  # another key
+        {**EARLIER, "seed": True},  # not an integer
+        {**EARLIER, "format": "yolo"},
+        [EARLIER],
+    ],
+)
+def test_a_shapes_json_of_another_shape_is_still_the_users(tmp_path: Path, manifest) -> None:
+    root = _earlier_set(tmp_path / "data", manifest)
+    before = _hashes(root)
+    assert shapes_manifest(root) is None
+    with pytest.raises(ValueError, match="already holds files.*--overwrite"):
+        make_shapes_dataset(root, **EARLIER)
+    assert _hashes(root) == before
