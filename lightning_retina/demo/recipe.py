@@ -1,7 +1,7 @@
 """The demo's recipe: its settings (:class:`DemoConfig`) and the builders of its data, model and trainer.
 
 Change the recipe here (model size, optimizer, lr schedule, time or step budget); :mod:`lightning_retina.demo.run`
-runs it, and ``benchmarks/ablation.py`` builds its runs from the same builders.
+runs it, and ``benchmarks/ablation`` builds its runs from the same builders.
 """
 
 from __future__ import annotations

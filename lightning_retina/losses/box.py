@@ -177,8 +177,7 @@ def ciou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: floa
         ValueError: for mismatched shapes, a last dimension other than 4, or an unknown ``reduction``.
 
     Reference:
-        Zhaohui Zheng, Ping Wang, Wei Liu, Jinze Li, Rongguang Ye, Dongwei Ren, "Distance-IoU Loss: Faster and
-        Better Learning for Bounding Box Regression", AAAI 2020, https://arxiv.org/abs/1911.08287
+        The DIoU paper (see :func:`diou_loss`), which defines CIoU in its Section 3.2.
     """
     boxes1, boxes2 = _prepare(boxes1, boxes2, "boxes1", "boxes2")
     diou, iou = _diou_loss_and_iou(boxes1, boxes2, eps)
