@@ -1,4 +1,4 @@
-"""Smoke test of the re-attack harness (``benchmarks/reattack.py``): its classifier can tell each outcome apart.
+"""Smoke test of the re-attack harness (``benchmarks/reattack/``): its classifier can tell each outcome apart.
 
 Fake cases with known behaviour (a clear and an unclear refusal, a wrong result, a writer that changes the user's
 file, a hang, an allocation over the cap) and two real ones go through ``run_case`` as the harness runs them.
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import reattack
-from benchmarks.reattack import Case, run_case
+from benchmarks.reattack.cases_coco import coco_cases
+from benchmarks.reattack.harness import Case, run_case
 
 
 def _user_file(d: Path) -> dict:
@@ -64,7 +64,7 @@ def test_classifier_tells_outcomes_apart(tmp_path: Path, name: str) -> None:
 
 
 def test_real_cases_from_the_harness(tmp_path: Path) -> None:
-    cases = {c.name: c for c in reattack.coco_cases()}
+    cases = {c.name: c for c in coco_cases()}
     for name in ("duplicate image ids", "orphan annotation"):
         result = run_case(cases[name], tmp_path, timeout=60.0, mem_cap=2 << 30)
         assert result.outcome == "ok", result.detail
