@@ -8,15 +8,6 @@ import json
 import os
 import zlib
 from pathlib import Path
-from typing import Any
-
-
-def png(path: Path, size=(48, 64), mode="RGB", colour: Any = (40, 120, 200), **save) -> Path:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new(mode, size, colour).save(path, **save)
-    return path
 
 
 def noise(path: Path, size=(64, 48), seed=0) -> Path:
