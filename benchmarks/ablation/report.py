@@ -41,14 +41,15 @@ def format_table(groups: Sequence[Group], results: Results, seeds: Sequence[int]
 
     Columns: the setting (with ALWA: the lowest classification weight it set in each seed, 1.00 = never acted),
     the metric per seed, its mean, the difference per seed, their mean, the 95 % t interval
-    and the verdict (``no difference`` when the interval holds 0).
+    the verdict (``no difference`` when the interval holds 0) and, per seed, how much the metric still moved over
+    the run's last 25 % of steps (:func:`plateau_change`: is the setting's run on a plateau too?).
     """
     seed_list = " / ".join(str(s) for s in seeds)
     lines = []
     for group in groups:
         lines += [f"**{group.title}** ({key}; seeds {seed_list})", "",
-                  f"| setting | {key} per seed | mean | − baseline per seed | mean difference | 95 % interval | verdict |",
-                  "|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+                  f"| setting | {key} per seed | mean | − baseline per seed | mean difference | 95 % interval | verdict "
+                  "| last-25 % change per seed |", "|---|---:|---:|---:|---:|---:|---|---:|"]  # fmt: skip
         base = [results[group.baseline.name, s][key] for s in seeds]
         for setting in group.settings:
             values = [results[setting.name, s][key] for s in seeds]
@@ -64,6 +65,8 @@ def format_table(groups: Sequence[Group], results: Results, seeds: Sequence[int]
                 diff = paired_difference(values, base)
                 cells += [" / ".join(f"{d:+.3f}" for d in diff.per_seed), _fmt(diff.mean),
                           f"[{_fmt(diff.low)}, {_fmt(diff.high)}]", diff.verdict]  # fmt: skip
+            runs = [results[setting.name, s] for s in seeds]
+            cells.append(" / ".join(f"{plateau_change(r['evaluations'], r['steps'], key):.3f}" for r in runs))
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
