@@ -7,11 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from benchmarks.ablation.runs import Recipe
 from benchmarks.ablation.settings import BALANCED_BCE_ALPHA, BASELINE, Group, Setting
 from benchmarks.ablation.stats import mean_std, paired_difference
+from lightning_retina.callbacks.history import trailing_mean
 
 Results = dict[tuple[str, int], dict[str, Any]]
 
@@ -148,7 +147,7 @@ def plot_runs(results: Results, seeds: Sequence[int], path: Path, smooth: int = 
         rows = run["history"]
         steps = [r["step"] for r in rows]
         for ax, key in zip(axes[1:3], ("loss_cls", "loss_reg")):
-            ax.plot(steps, _trailing_mean([r[key] for r in rows], smooth), label=setting.label)
+            ax.plot(steps, trailing_mean([r[key] for r in rows], smooth), label=setting.label)
         axes[3].plot(steps, [r["w_loss_cls"] for r in rows], label=setting.label)
     for ax, label in zip(axes[1:], ("loss_cls (raw)", "loss_reg (raw)", "ALWA weight w_cls")):
         ax.set_ylabel(label)
@@ -164,10 +163,3 @@ def plot_runs(results: Results, seeds: Sequence[int], path: Path, smooth: int = 
     plt.close(fig)
     return path
 
-
-def _trailing_mean(values: Sequence[float], window: int) -> np.ndarray:
-    """Mean of the last ``window`` values at each position (fewer at the start)."""
-    sums = np.cumsum(np.concatenate(([0.0], np.asarray(values, dtype=np.float64))))
-    ends = np.arange(1, len(values) + 1)
-    starts = np.maximum(ends - window, 0)
-    return (sums[ends] - sums[starts]) / (ends - starts)

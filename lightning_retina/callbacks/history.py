@@ -52,7 +52,7 @@ class TrainingHistory(Callback):
         steps = [r["step"] for r in self.rows]
         for key in self.keys:
             values = [r.get(key, float("nan")) for r in self.rows]
-            ax.plot(steps, _moving_average(values, smooth), label=key)
+            ax.plot(steps, trailing_mean(values, smooth), label=key)
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("loss (raw)")
         ax.set_yscale("log")
@@ -74,7 +74,8 @@ class TrainingHistory(Callback):
         return path
 
 
-def _moving_average(values: list[float], window: int) -> list[float]:
+def trailing_mean(values: Sequence[float], window: int) -> list[float]:
+    """Mean of the last ``window`` values at each position (fewer at the start): the smoothing of the loss plots."""
     out, total, queue = [], 0.0, []
     for v in values:
         queue.append(v)
