@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from urllib.error import URLError
@@ -97,7 +98,10 @@ def _resnet_from_file(builder: Callable[..., resnet.ResNet], path: str) -> resne
         ValueError: naming the file and the keys, when a backbone weight is missing or a key is not the ResNet's.
     """
     model = builder(weights=None, norm_layer=FrozenBatchNorm2d)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError) as error:  # not a torch.save file, or one holding other objects
+        raise ValueError(f"backbone_weights file {path} is not a readable state_dict file: {error}") from None
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     if not isinstance(state, dict):
         raise ValueError(f"backbone_weights file {path} holds a {type(state).__name__}, not a state_dict")

@@ -35,3 +35,10 @@ def test_a_file_without_a_state_dict_is_refused_naming_the_file(tmp_path):
     torch.save([1, 2], path)
     with pytest.raises(ValueError, match="list.pt holds a list"):
         build_resnet_fpn("resnet18", str(path), None, 32)
+
+
+def test_a_file_that_is_not_a_torch_file_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "notes.pt"
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="notes.pt is not a readable state_dict file"):
+        build_resnet_fpn("resnet18", str(path), None, 32)
