@@ -78,6 +78,15 @@ def test_rerun_skips_finished_runs_and_another_recipe_is_refused(smoke_out, caps
         main(["--out", str(smoke_out), "--smoke", "--steps", "3"])
 
 
+def test_only_baseline_trains_the_baseline_seeds_and_repeat_and_reports_its_plateau(tmp_path):
+    assert main(["--out", str(tmp_path), "--smoke", "--only", "baseline"]) == 0
+    assert tuple(_results(tmp_path)) == tuple(name for name in SMOKE_RUNS if "-none-" in name)
+    text = (tmp_path / "ablation.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| focal")]
+    assert len(rows) == 2 and all("(baseline)" in row for row in rows)  # mAP@0.5 and mAP tables: one row each
+    assert "- Plateau: largest change of the baseline's val mAP@0.5" in text
+
+
 def test_a_seed_fixes_the_initial_weights_for_every_setting():
     """Paired runs: the losses do not change the initial FPN/head weights of a seed."""
     config = RECIPES["smoke"].config

@@ -42,7 +42,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--scale", choices=("small", "full"), default="small", help="small: this CPU; full: a GPU")
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default: the scale's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="paired seeds (at least 2)")
-    parser.add_argument("--only", choices=("cls", "reg", "gamma"), default=None, help="run one group")
+    parser.add_argument("--only", choices=("baseline", "cls", "reg", "gamma"), default=None,
+                        help="run one group; baseline: the baseline's seeds and repeat only (does the recipe converge?)")
     parser.add_argument("--no-gamma", action="store_true", help="leave out the focal γ sweep")
     parser.add_argument("--accelerator", default="auto", help="Lightning accelerator (cpu, gpu, auto)")
     parser.add_argument("--smoke", action="store_true", help="2 steps per run, tiny data, 2 settings (the test)")

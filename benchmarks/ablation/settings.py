@@ -79,10 +79,14 @@ def build_groups(only: str | None = None, gamma_sweep: bool = True, smoke: bool 
     - focal γ sweep (``gamma_sweep``): γ 0.5 / 1 / 5 with the paper's α (γ 0 is balanced_bce, γ 2 the baseline).
 
     Args:
-        only: ``"cls"``, ``"reg"`` or ``"gamma"`` for one group; ``None`` for all.
+        only: ``"cls"``, ``"reg"`` or ``"gamma"`` for one group; ``"baseline"`` for the baseline alone (its spreads
+            and plateau: the check that a recipe converges, before the grid is paid for); ``None`` for all.
         gamma_sweep: include the γ sweep when ``only`` is ``None``.
-        smoke: two settings only (the baseline and smooth-L1 with ALWA), for the test.
+        smoke: two settings only (the baseline and smooth-L1 with ALWA; the baseline alone with ``"baseline"``), for
+            the test.
     """
+    if only == "baseline":
+        return [Group("baseline", (BASELINE,))]
     if smoke:
         return [Group("box loss × ALWA", (BASELINE, Setting("focal", "smooth_l1", "alwa")))]
     groups = []
