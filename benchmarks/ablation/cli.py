@@ -39,7 +39,7 @@ RECIPES = {
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ablation", description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="output folder (data, backbone, runs, report, figure)")
-    parser.add_argument("--scale", choices=("small", "full"), default="small", help="small: this CPU; full: a GPU")
+    parser.add_argument("--scale", choices=("small", "full"), default="small", help="small: a 2-core CPU; full: a GPU")
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default: the scale's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="paired seeds (at least 2)")
     parser.add_argument("--only", choices=("baseline", "cls", "reg", "gamma"), default=None,
