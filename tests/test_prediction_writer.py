@@ -42,7 +42,7 @@ def trained(tmp_path_factory):
         fpn_channels=32, head_norm="group", min_size=64, max_size=64, anchor_sizes=(8, 16, 32, 64, 128),
         optimizer="adamw", lr=1e-2, warmup_steps=1, lr_schedule="constant", score_thresh=0.0,
     )  # fmt: skip
-    # 30 steps at lr 1e-2 so the detections hit some boxes on every CPU (COCO AP 0.008 on an AVX2 EPYC): after 6
+    # 30 steps at lr 1e-2 so the detections hit some boxes (COCO AP 0.008 on an AVX2 EPYC, the CPU tried): after 6
     # steps at 2e-3 the AP was above 0 on an AVX512 CPU but exactly 0 on the AVX2 one, and 0 == 0 proves nothing
     trainer = L.Trainer(
         max_steps=30, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
