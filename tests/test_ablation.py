@@ -13,7 +13,7 @@ from lightning.pytorch import seed_everything
 
 from benchmarks.ablation.cli import RECIPES, main
 from benchmarks.ablation.report import plateau_change
-from benchmarks.ablation.runs import alwa_callback
+from benchmarks.ablation.runs import alwa_callback, load_finished
 from benchmarks.ablation.settings import BALANCED_BCE_ALPHA, BASELINE, Setting, build_groups, unique_settings
 from benchmarks.ablation.stats import paired_difference, student_t_quantile
 from lightning_retina.demo import WARMUP_STEPS, build_demo_module
@@ -85,6 +85,22 @@ def test_only_baseline_trains_the_baseline_seeds_and_repeat_and_reports_its_plat
     rows = [line for line in text.splitlines() if line.startswith("| focal")]
     assert len(rows) == 2 and all("(baseline)" in row for row in rows)  # mAP@0.5 and mAP tables: one row each
     assert "- Plateau: largest change of the baseline's val mAP@0.5" in text
+
+
+def test_a_folder_of_the_users_is_refused_before_anything_is_written(tmp_path, capsys):
+    (tmp_path / "ablation.md").write_text("my notes")
+    assert main(["--out", str(tmp_path), "--smoke"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds files" in err and "ablation.md" in err and "--overwrite" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["ablation.md"] and (tmp_path / "ablation.md").read_text() == "my notes"
+
+
+@pytest.mark.parametrize(("text", "message"), [("{bad", "is not a readable run result"), ("[1]", "holds a JSON list")])
+def test_a_corrupt_run_file_is_refused_naming_it(tmp_path, text, message):
+    path = tmp_path / "run.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=f"run.json {message}"):
+        load_finished(path, RECIPES["smoke"].record())
 
 
 def test_a_seed_fixes_the_initial_weights_for_every_setting():

@@ -21,6 +21,7 @@ from benchmarks.ablation.report import format_table, plot_runs, spreads, write_r
 from benchmarks.ablation.runs import Recipe, load_finished, run_path, train_and_evaluate, write_json
 from benchmarks.ablation.settings import BASELINE, Setting, build_groups, unique_settings
 from lightning_retina.demo import DemoConfig, build_demo_datamodule
+from lightning_retina.output_folder import claim_output_folder
 from lightning_retina.precision import fast_precision
 
 RECIPES = {
@@ -35,6 +36,10 @@ RECIPES = {
                                alwa_interval=2), max_steps=2, eval_every=1, pretrain=PretrainSettings(steps=1)),
 }  # fmt: skip
 
+#: The ablation's marker in ``--out``: a folder holding it was made by the ablation and may be written (resumed) again.
+OUT_MARKER = "ablation-out.json"
+WRITER = "python -m benchmarks.ablation"
+
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ablation", description=__doc__)
@@ -47,6 +52,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-gamma", action="store_true", help="leave out the focal γ sweep")
     parser.add_argument("--accelerator", default="auto", help="Lightning accelerator (cpu, gpu, auto)")
     parser.add_argument("--smoke", action="store_true", help="2 steps per run, tiny data, 2 settings (the test)")
+    parser.add_argument("--overwrite", action="store_true", help="write into an --out that holds other files")
     args = parser.parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds must be distinct, got {args.seeds}")
@@ -60,6 +66,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run (or resume) the ablation and write ``OUT/ablation.md`` and ``OUT/ablation.png``; returns the exit code."""
     args = parse_args(argv)
+    try:  # before anything is written: a folder of the user's is refused, ours (its marker) is resumed
+        claim_output_folder(args.out, OUT_MARKER, WRITER, overwrite=args.overwrite, option="--overwrite")
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     recipe = RECIPES["smoke" if args.smoke else args.scale]
     config = replace(recipe.config, accelerator=args.accelerator, data_dir=str(args.out / "data"))
     steps = args.steps or recipe.max_steps

@@ -118,11 +118,16 @@ def load_finished(path: Path, record: dict[str, Any]) -> dict[str, Any] | None:
     """The saved result at ``path``, or ``None`` when the run has not finished.
 
     Raises:
-        ValueError: If the run was made with another recipe, naming the file.
+        ValueError: naming the file, when it is not a JSON object or the run was made with another recipe.
     """
     if not path.is_file():
         return None
-    result = json.loads(path.read_text())
+    try:
+        result = json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"{path} is not a readable run result ({error}); delete it to train that run again") from None
+    if not isinstance(result, dict):
+        raise ValueError(f"{path} holds a JSON {type(result).__name__}, not a run result; delete it to train that run again")
     if result.get("recipe") != record:
         raise ValueError(
             f"{path} was run with the recipe {result.get('recipe')}, not {record}; use another --out for another "
