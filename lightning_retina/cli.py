@@ -122,6 +122,8 @@ def _make_shapes(args: argparse.Namespace) -> int:
     root = make_shapes_dataset(
         args.root, format=args.format, num_train=args.num_train, num_val=args.num_val,
         image_size=args.image_size, seed=args.seed, overwrite=args.overwrite,
+        objects_per_image=args.objects_per_image, shape_sizes=args.shape_sizes,
+        crowd_probability=args.crowd_probability,
     )
     print(f"Wrote a {args.format.upper()}-layout shapes data set to {root}")
     return 0
@@ -204,6 +206,13 @@ def _extra_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpar
     shapes.add_argument("--num-val", type=int, default=200, help="images in the val split (>= 0)")
     shapes.add_argument("--image-size", type=int, default=256, help="side of the square images in pixels (>= 32)")
     shapes.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same files")
+    shapes.add_argument("--objects-per-image", type=int, nargs=2, default=(1, 8), metavar=("MIN", "MAX"),
+                        help="fewest and most shapes drawn on one image (default: 1 8)")
+    shapes.add_argument("--shape-sizes", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
+                        help="smallest and largest side of a shape in pixels (default: 12-120 at 256 px, scaled "
+                             "with --image-size)")
+    shapes.add_argument("--crowd-probability", type=float, default=0.1,
+                        help="chance that an image holds a crowd cluster annotated as one box (default: 0.1)")
     shapes.add_argument("--overwrite", action="store_true",
                         help="write into ROOT even when it holds files make-shapes did not write (files with the "
                              "same names, e.g. VOC's 000001.jpg, are replaced)")

@@ -69,6 +69,18 @@ def test_make_shapes_writes_both_layouts(tmp_path):
     assert len(json.loads((tmp_path / "coco" / "annotations" / "instances_val.json").read_text())["images"]) == 2
 
 
+def test_make_shapes_drawing_options(tmp_path, capsys):
+    argv = ["make-shapes", str(tmp_path / "easy"), "--format", "coco", "--num-train", "6", "--num-val", "0",
+            "--image-size", "64", "--objects-per-image", "2", "2", "--shape-sizes", "16", "24",
+            "--crowd-probability", "0"]  # fmt: skip
+    assert main(argv) == 0
+    annotations = json.loads((tmp_path / "easy" / "annotations" / "instances_train.json").read_text())["annotations"]
+    assert len(annotations) == 12 and all(max(a["bbox"][2:]) <= 24 and not a["iscrowd"] for a in annotations)
+    assert main([argv[0], str(tmp_path / "bad"), *argv[2:-1], "1.5"]) == 2
+    assert "crowd_probability must be in [0, 1], got 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo")

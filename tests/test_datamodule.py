@@ -79,6 +79,21 @@ def test_shapes_generated_once_and_again_when_the_arguments_change(tmp_path: Pat
     assert len(bigger.datasets["train"]) == 3
 
 
+def test_shapes_drawing_options_reach_the_set_and_a_mismatch_names_the_option(tmp_path: Path) -> None:
+    easy = {"shapes_objects_per_image": (1, 2), "shapes_shape_sizes": (20, 30), "shapes_crowd_probability": 0.0}
+    dm = _shapes(tmp_path, shapes_num_train=4, shapes_num_val=2, shapes_image_size=64, batch_size=2, **easy)
+    dm.prepare_data()
+    dm.setup("fit")
+    counts = [len(dm.datasets["train"][i][1]["boxes"]) for i in range(4)]
+    assert all(1 <= c <= 2 for c in counts)
+    other = _shapes(tmp_path, shapes_num_train=4, shapes_num_val=2, shapes_image_size=64, batch_size=2,
+                    **{**easy, "shapes_objects_per_image": (1, 3)})  # fmt: skip
+    with pytest.raises(ValueError, match=r"--data.shapes_objects_per_image \[1, 2\] \(asked \[1, 3\]\)"):
+        other.spec.prepare(download=False, fitting=False)
+    with pytest.raises(ValueError, match="shape_sizes must be"):
+        _shapes(tmp_path, shapes_image_size=64, shapes_shape_sizes=(20, 80))
+
+
 def test_shapes_in_voc_layout(tmp_path: Path) -> None:
     dm = _shapes(tmp_path, shapes_format="voc", shapes_num_train=3, shapes_num_val=2, batch_size=2)
     dm.prepare_data()

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from lightning_retina.data import SHAPES_CLASSES, COCODetection, VOCDetection, make_shapes_dataset
+from lightning_retina.data.synthetic import shapes_manifest
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -93,10 +94,47 @@ def test_boxes_are_tight(tmp_path: Path) -> None:
     assert np.mean(np.array(inside) > 30) >= 0.9 and np.mean(np.array(outside) < 30) >= 0.9
 
 
+def test_drawing_arguments_set_count_size_and_crowds(tmp_path: Path) -> None:
+    """The easy variant the ablation trains on: 1–3 shapes of 20–40 px per 96-px image, no crowd clusters."""
+    root = make_shapes_dataset(tmp_path, "coco", num_train=60, num_val=0, image_size=96, seed=0,
+                               objects_per_image=(1, 3), shape_sizes=(20, 40), crowd_probability=0.0)  # fmt: skip
+    dataset = _readers(root, "coco", "train")
+    per_image, sides = [], []
+    for _, target in (dataset[i] for i in range(len(dataset))):
+        assert not target["iscrowd"].any()
+        per_image.append(len(target["boxes"]))
+        sides.append((target["boxes"][:, 2:] - target["boxes"][:, :2]).max(dim=1).values)
+    sides = torch.cat(sides)
+    assert set(per_image) == {1, 2, 3}  # a shape finds room on a 96-px image in 10 tries
+    assert sides.min() >= 14 and sides.max() <= 40 and sides.max() > 36  # triangles/stars are narrower than 20
+    assert shapes_manifest(root) == {"format": "coco", "num_train": 60, "num_val": 0, "image_size": 96, "seed": 0,
+                                     "objects_per_image": [1, 3], "shape_sizes": [20, 40], "crowd_probability": 0.0}
+
+
+def test_default_drawing_draws_what_it_drew_before(tmp_path: Path) -> None:
+    """The defaults spelled out write the same files as no drawing arguments (sets written before are still valid)."""
+    implicit = _files(make_shapes_dataset(tmp_path / "a", "voc", num_train=6, num_val=2, image_size=64, seed=4))
+    explicit = _files(make_shapes_dataset(tmp_path / "b", "voc", num_train=6, num_val=2, image_size=64, seed=4,
+                                          objects_per_image=[1, 8], shape_sizes=None, crowd_probability=0.1))  # fmt: skip
+    assert implicit == explicit
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"format": "yolo"}, "format"), ({"image_size": 16}, "image_size"), ({"num_val": -1}, "num_val")],
+    [
+        ({"format": "yolo"}, "format"),
+        ({"image_size": 16}, "image_size"),
+        ({"num_val": -1}, "num_val"),
+        ({"objects_per_image": (3, 2)}, r"objects_per_image must be \(low, high\).*got \(3, 2\)"),
+        ({"objects_per_image": (1,)}, "objects_per_image"),
+        ({"shape_sizes": (0, 10)}, "shape_sizes"),
+        ({"shape_sizes": (10, 300)}, r"shape_sizes .*high <= 256, got \(10, 300\)"),
+        ({"shape_sizes": (10.5, 20)}, "shape_sizes"),
+        ({"crowd_probability": 1.5}, "crowd_probability must be in"),
+        ({"crowd_probability": float("nan")}, "crowd_probability"),
+    ],
 )
 def test_bad_arguments(tmp_path: Path, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        make_shapes_dataset(tmp_path, **{"num_train": 1, "num_val": 1, **kwargs})
+        make_shapes_dataset(tmp_path / "out", **{"num_train": 1, "num_val": 1, **kwargs})
+    assert not (tmp_path / "out").exists()  # refused before anything is written

@@ -83,6 +83,10 @@ class DetectionDataModule(LightningDataModule):
         shapes_num_train: shapes training images.
         shapes_num_val: shapes validation images.
         shapes_image_size: side of the square shapes images.
+        shapes_objects_per_image: ``(fewest, most)`` shapes drawn on one shapes image.
+        shapes_shape_sizes: ``(smallest, largest)`` side of a drawn shape in pixels; ``None``: 12–120 px at 256 px,
+            scaled with the image.
+        shapes_crowd_probability: the chance that a shapes image holds a crowd cluster.
         train_flip: random horizontal flips in training.
         photometric: random photometric distortion in training.
         scale_jitter: ``(min_scale, max_scale)`` zoom in/out in training, or ``None``.
@@ -94,8 +98,9 @@ class DetectionDataModule(LightningDataModule):
             bombs); ``None`` leaves only PIL's own limit.
 
     Raises:
-        ValueError: for an unknown ``dataset`` or ``shapes_format``, a non-positive batch size, ``class_names``
-            with COCO, or half of a ``<split>_images`` / ``<split>_annotations`` pair.
+        ValueError: for an unknown ``dataset`` or ``shapes_format``, a shapes drawing option out of range, a
+            non-positive batch size, ``class_names`` with COCO, or half of a ``<split>_images`` /
+            ``<split>_annotations`` pair.
 
     Example::
 
@@ -132,6 +137,9 @@ class DetectionDataModule(LightningDataModule):
         shapes_num_train: int = 1500,
         shapes_num_val: int = 200,
         shapes_image_size: int = 256,
+        shapes_objects_per_image: tuple[int, int] = (1, 8),
+        shapes_shape_sizes: tuple[int, int] | None = None,
+        shapes_crowd_probability: float = 0.1,
         train_flip: bool = True,
         photometric: bool = False,
         scale_jitter: tuple[float, float] | None = None,

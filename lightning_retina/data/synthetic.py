@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -103,10 +104,23 @@ def _paste(
     return (xy[0] + left, xy[1] + top, xy[0] + right, xy[1] + bottom), area
 
 
-def _draw_image(rng: np.random.Generator, image_size: int) -> tuple[Image.Image, list[ShapeObject]]:
-    """One noisy-background image with 1–8 shapes (sizes 12–120 px at 256 px) and sometimes a crowd cluster."""
+def default_shape_sizes(image_size: int) -> tuple[int, int]:
+    """The shapes' side range without ``shape_sizes``: 12–120 px at 256 px, scaled with the image (at least 8–9)."""
     scale = image_size / 256
-    low, high = max(8, round(12 * scale)), max(9, round(120 * scale))
+    return max(8, round(12 * scale)), max(9, round(120 * scale))
+
+
+def _draw_image(
+    rng: np.random.Generator,
+    image_size: int,
+    objects_per_image: Sequence[int] = (1, 8),
+    shape_sizes: Sequence[int] | None = None,
+    crowd_probability: float = _GROUP_PROBABILITY,
+) -> tuple[Image.Image, list[ShapeObject]]:
+    """One noisy-background image with ``objects_per_image`` shapes of ``shape_sizes`` px (default
+    :func:`default_shape_sizes`) and, with ``crowd_probability``, a crowd cluster."""
+    scale = image_size / 256
+    low, high = shape_sizes or default_shape_sizes(image_size)
     ends = rng.integers(0, 256, size=3)
     ends = np.stack([ends, np.clip(ends + rng.integers(-40, 41, size=3), 0, 255)])
     angle = rng.uniform(0, 2 * math.pi)
@@ -116,9 +130,9 @@ def _draw_image(rng: np.random.Generator, image_size: int) -> tuple[Image.Image,
     image = Image.fromarray(background.astype(np.uint8), "RGB")
 
     objects: list[ShapeObject] = []
-    if rng.random() < _GROUP_PROBABILITY:  # first, so it always fits; other shapes then stay clear of it
+    if rng.random() < crowd_probability:  # first, so it always fits; other shapes then stay clear of it
         objects += _draw_group(image, rng, ends, max(6, round(8 * scale)), max(7, round(14 * scale)))
-    for _ in range(int(rng.integers(1, 9))):
+    for _ in range(int(rng.integers(objects_per_image[0], objects_per_image[1] + 1))):
         label, size = int(rng.integers(len(SHAPES_CLASSES))), int(rng.integers(low, high + 1))
         for _attempt in range(10):
             xy = (int(rng.integers(0, image_size - size + 1)), int(rng.integers(0, image_size - size + 1)))
@@ -187,10 +201,13 @@ def _coco_annotations(image_id: int, first_id: int, objects: list[ShapeObject]) 
 Drawn = Iterator[tuple[str, int, Image.Image, list[ShapeObject]]]
 
 
-def _draw_split(seed: int, split_index: int, count: int, first_id: int, image_size: int, bar: tqdm) -> Drawn:
-    """Yield ``(stem, image_id, image, objects)``; image ``i`` is drawn from the seed ``[seed, split_index, i]``."""
+def _draw_split(
+    seed: int, split_index: int, count: int, first_id: int, image_size: int, drawing: dict[str, Any], bar: tqdm
+) -> Drawn:
+    """Yield ``(stem, image_id, image, objects)``; image ``i`` is drawn from the seed ``[seed, split_index, i]`` with
+    the ``drawing`` arguments of :func:`_draw_image`."""
     for i in range(count):
-        image, objects = _draw_image(np.random.default_rng([seed, split_index, i]), image_size)
+        image, objects = _draw_image(np.random.default_rng([seed, split_index, i]), image_size, **drawing)
         yield f"{first_id + i:06d}", first_id + i, image, objects
         bar.update()
 
@@ -231,15 +248,19 @@ def make_shapes_dataset(
     image_size: int = 256,
     seed: int = 0,
     overwrite: bool = False,
+    objects_per_image: Sequence[int] = (1, 8),
+    shape_sizes: Sequence[int] | None = None,
+    crowd_probability: float = _GROUP_PROBABILITY,
 ) -> Path:
     """Write a data set of drawn circles, squares, triangles and stars (:data:`SHAPES_CLASSES`).
 
-    Each image has a noisy two-colour gradient background and 1–8 shapes of random colour (high contrast to the
-    background) and size (12–120 px at ``image_size=256``, scaled with the image), overlapping by at most a quarter
-    of the smaller one; one image in ten also holds a cluster of 3–5 tiny shapes annotated as a single box, marked
-    ``difficult`` (VOC) or ``iscrowd`` (COCO). Boxes are the exact extent of the drawn pixels. The output depends
-    only on ``seed`` (image ``i`` of a split does not depend on the number of images). A progress bar shows for
-    500 images or more; 1500 images of 256 px take about 10 s.
+    Each image has a noisy two-colour gradient background and 1–8 shapes (``objects_per_image``) of random colour
+    (high contrast to the background) and size (12–120 px at ``image_size=256``, scaled with the image; or
+    ``shape_sizes``), overlapping by at most a quarter of the smaller one (a shape that finds no place in 10 tries
+    is left out); one image in ten (``crowd_probability``) also holds a cluster of 3–5 tiny shapes annotated as a
+    single box, marked ``difficult`` (VOC) or ``iscrowd`` (COCO). Boxes are the exact extent of the drawn pixels.
+    The output depends only on the arguments (image ``i`` of a split does not depend on the number of images). A
+    progress bar shows for 500 images or more; 1500 images of 256 px take about 10 s.
 
     Layouts:
 
@@ -262,13 +283,20 @@ def make_shapes_dataset(
         seed: random seed.
         overwrite: write into ``root`` even when it holds files this function did not write (same names are
             overwritten).
+        objects_per_image: the fewest and most shapes drawn on one image (inclusive; crowd clusters not counted).
+        shape_sizes: the smallest and largest side of a shape in pixels (inclusive); ``None``:
+            :func:`default_shape_sizes`. Larger shapes with fewer per image make an easier task, e.g. ``(20, 48)``
+            and ``(1, 4)`` on 96-px images.
+        crowd_probability: the chance that an image holds a crowd cluster.
 
     Returns:
         ``Path(root)``.
 
     Raises:
-        ValueError: for an unknown format, a negative count or ``image_size < 32``; naming ``root`` when it is a
-            file or holds other files (without ``overwrite``). Nothing is written then.
+        ValueError: for an unknown format, a negative count, ``image_size < 32``, ``objects_per_image`` or
+            ``shape_sizes`` that are not ``(low, high)`` with ``0 <= low <= high`` (sizes ``1 <= low``, ``high <=
+            image_size``), or a ``crowd_probability`` outside [0, 1]; naming ``root`` when it is a file or holds
+            other files (without ``overwrite``). Nothing is written then.
 
     Example::
 
@@ -280,6 +308,7 @@ def make_shapes_dataset(
         raise ValueError(f"num_train and num_val must be >= 0, got {num_train} and {num_val}")
     if image_size < 32:
         raise ValueError(f"image_size must be >= 32, got {image_size}")
+    drawing = drawing_arguments(image_size, objects_per_image, shape_sizes, crowd_probability)
     earlier = _earlier_manifest(root) is not None  # a set written before the marker: ours all the same
     root = claim_output_folder(
         root, MANIFEST, WRITER, overwrite=overwrite or earlier, option="--overwrite (overwrite=True)"
@@ -289,22 +318,60 @@ def make_shapes_dataset(
     with tqdm(total=num_train + num_val, desc="drawing shapes", unit="img", disable=num_train + num_val < 500) as bar:
         for split_index, (split, count) in enumerate((("train", num_train), ("val", num_val))):
             first_id = 1 if split == "train" else num_train + 1  # ids and file names are unique over both splits
-            writer(root, split, _draw_split(seed, split_index, count, first_id, image_size, bar), image_size)
-    arguments = {"format": format, "num_train": num_train, "num_val": num_val, "image_size": image_size, "seed": seed}
+            drawn = _draw_split(seed, split_index, count, first_id, image_size, drawing, bar)
+            writer(root, split, drawn, image_size)
+    arguments = {"format": format, "num_train": num_train, "num_val": num_val, "image_size": image_size, "seed": seed,
+                 **drawing}  # fmt: skip
     write_marker(root, MANIFEST, WRITER, complete=True, arguments=arguments)
     return root
+
+
+def drawing_arguments(
+    image_size: int,
+    objects_per_image: Sequence[int] = (1, 8),
+    shape_sizes: Sequence[int] | None = None,
+    crowd_probability: float = _GROUP_PROBABILITY,
+) -> dict[str, Any]:
+    """The drawing arguments of :func:`make_shapes_dataset`, checked, as its manifest keeps them (JSON: lists).
+
+    Raises:
+        ValueError: naming the argument and its value, when it is out of range.
+    """
+
+    def low_high(name: str, value: Any, smallest: int, largest: int) -> list[int]:
+        pair = list(value) if isinstance(value, (tuple, list)) else []
+        if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair) or not (
+            smallest <= pair[0] <= pair[1] <= largest
+        ):
+            raise ValueError(f"{name} must be (low, high) with {smallest} <= low <= high <= {largest}, got {value!r}")
+        return pair
+
+    if not 0.0 <= crowd_probability <= 1.0:
+        raise ValueError(f"crowd_probability must be in [0, 1], got {crowd_probability!r}")
+    return {
+        "objects_per_image": low_high("objects_per_image", objects_per_image, 0, 10_000),
+        "shape_sizes": None if shape_sizes is None else low_high("shape_sizes", shape_sizes, 1, image_size),
+        "crowd_probability": float(crowd_probability),
+    }
+
+
+#: The drawing arguments' defaults as the manifest keeps them: what a set written before they existed was drawn with.
+DEFAULT_DRAWING: dict[str, Any] = {"objects_per_image": [1, 8], "shape_sizes": None,
+                                   "crowd_probability": _GROUP_PROBABILITY}  # fmt: skip
 
 
 def shapes_manifest(root: str | Path) -> dict | None:
     """The arguments :func:`make_shapes_dataset` wrote ``root`` with; ``None`` when it holds no finished set.
 
-    A ``shapes.json`` written by an earlier version (before the writers' marker) counts too, see
-    :func:`_earlier_manifest`.
+    A ``shapes.json`` written by an earlier version (before the writers' marker, or before the drawing arguments)
+    counts too, with the defaults it was drawn with (:data:`DEFAULT_DRAWING`); see :func:`_earlier_manifest`.
     """
     marker = read_marker(root, MANIFEST, WRITER)
     if marker is None:
-        return _earlier_manifest(root)
-    return marker["arguments"] if marker.get("complete") else None
+        arguments = _earlier_manifest(root)
+    else:
+        arguments = marker["arguments"] if marker.get("complete") else None
+    return None if arguments is None else {**DEFAULT_DRAWING, **arguments}
 
 
 _ARGUMENTS = ("format", "num_train", "num_val", "image_size", "seed")

@@ -46,8 +46,9 @@ WARMUP_STEPS = 50
 _STEP_BUDGET_SCHEDULE = {"lr_schedule": "cosine", "warmup_steps": WARMUP_STEPS, "warmup_factor": 1 / WARMUP_STEPS}
 
 
-def build_demo_datamodule(config: DemoConfig, seed: int | None = None) -> DetectionDataModule:
-    """The shapes data (VOC layout) of the demo; ``seed`` (default ``config.seed``) also seeds the shuffle."""
+def build_demo_datamodule(config: DemoConfig, seed: int | None = None, **options: Any) -> DetectionDataModule:
+    """The shapes data (VOC layout) of the demo; ``seed`` (default ``config.seed``) also seeds the shuffle; ``options``:
+    any other :class:`DetectionDataModule` argument (e.g. ``shapes_shape_sizes``)."""
     return DetectionDataModule(
         dataset="shapes",
         root=config.data_dir,
@@ -58,6 +59,7 @@ def build_demo_datamodule(config: DemoConfig, seed: int | None = None) -> Detect
         shapes_image_size=config.image_size,
         shapes_format="voc",
         seed=config.seed if seed is None else seed,
+        **options,
     )
 
 

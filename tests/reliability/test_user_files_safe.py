@@ -15,7 +15,7 @@ import torch
 
 from lightning_retina.cli import main
 from lightning_retina.data import DetectionDataModule, make_shapes_dataset
-from lightning_retina.data.synthetic import shapes_manifest
+from lightning_retina.data.synthetic import DEFAULT_DRAWING, shapes_manifest
 
 
 def _hashes(root: Path) -> dict[str, str]:
@@ -68,7 +68,8 @@ def test_make_shapes_overwrites_only_when_asked(tmp_path: Path) -> None:
     assert main(["make-shapes", str(root), *SMALL, "--overwrite"]) == 0
     after = _hashes(root)
     assert after["VOCdevkit/VOC2007/JPEGImages/000001.jpg"] != before["VOCdevkit/VOC2007/JPEGImages/000001.jpg"]
-    assert shapes_manifest(root) == {"format": "voc", "num_train": 2, "num_val": 1, "image_size": 32, "seed": 0}
+    assert shapes_manifest(root) == {"format": "voc", "num_train": 2, "num_val": 1, "image_size": 32, "seed": 0,
+                                     **DEFAULT_DRAWING}
 
 
 def test_make_shapes_on_an_existing_file_is_a_clear_error(tmp_path: Path, capsys) -> None:
@@ -85,7 +86,8 @@ def test_make_shapes_writes_into_an_empty_folder_and_again_into_its_own(tmp_path
     root.mkdir()
     make_shapes_dataset(root, "voc", num_train=2, num_val=1, image_size=32)
     make_shapes_dataset(root, "coco", num_train=1, num_val=1, image_size=32, seed=3)  # its own folder: allowed
-    assert shapes_manifest(root) == {"format": "coco", "num_train": 1, "num_val": 1, "image_size": 32, "seed": 3}
+    assert shapes_manifest(root) == {"format": "coco", "num_train": 1, "num_val": 1, "image_size": 32, "seed": 3,
+                                     **DEFAULT_DRAWING}
 
 
 def test_a_users_own_manifest_named_like_ours_does_not_make_the_folder_ours(tmp_path: Path) -> None:
@@ -104,10 +106,10 @@ def test_an_interrupted_set_is_not_reported_finished_and_may_be_regenerated(tmp_
 
     drawn = synthetic._draw_image
 
-    def crash_on_the_second_image(rng, size):
+    def crash_on_the_second_image(rng, size, **drawing):
         if (tmp_path / "data" / "VOCdevkit" / "VOC2007" / "JPEGImages" / "000001.jpg").exists():
             raise KeyboardInterrupt
-        return drawn(rng, size)
+        return drawn(rng, size, **drawing)
 
     monkeypatch.setattr(synthetic, "_draw_image", crash_on_the_second_image)
     with pytest.raises(KeyboardInterrupt):
@@ -223,9 +225,11 @@ def _earlier_set(root: Path, manifest: dict) -> Path:
 
 def test_a_shapes_folder_of_an_earlier_version_is_ours(tmp_path: Path) -> None:
     root = _earlier_set(tmp_path / "data", EARLIER)
-    assert shapes_manifest(root) == EARLIER  # a finished set: the DataModule reuses it as it is
+    # a finished set, drawn with the defaults of the drawing arguments it predates: the DataModule reuses it as it is
+    assert shapes_manifest(root) == {**EARLIER, **DEFAULT_DRAWING}
     make_shapes_dataset(root, "coco", num_train=1, num_val=1, image_size=32, seed=3)  # was: "already holds files"
-    assert shapes_manifest(root) == {"format": "coco", "num_train": 1, "num_val": 1, "image_size": 32, "seed": 3}
+    assert shapes_manifest(root) == {"format": "coco", "num_train": 1, "num_val": 1, "image_size": 32, "seed": 3,
+                                     **DEFAULT_DRAWING}
     assert json.loads((root / "shapes.json").read_text())["written_by"] == "lightning-retina make-shapes"
 
 

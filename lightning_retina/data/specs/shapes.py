@@ -12,7 +12,14 @@ from lightning_retina.data._records import Transforms
 from lightning_retina.data.coco import COCODetection
 from lightning_retina.data.layout import coco_paths
 from lightning_retina.data.specs.base import DatasetSpec, Split, register_dataset
-from lightning_retina.data.synthetic import SHAPES_CLASSES, SHAPES_FORMATS, make_shapes_dataset, shapes_manifest
+from lightning_retina.data.synthetic import (
+    DEFAULT_DRAWING,
+    SHAPES_CLASSES,
+    SHAPES_FORMATS,
+    drawing_arguments,
+    make_shapes_dataset,
+    shapes_manifest,
+)
 from lightning_retina.data.voc import VOCDetection
 
 
@@ -24,11 +31,12 @@ class ShapesSpec(DatasetSpec):
     holds none; a set that ``root/shapes.json`` says was made with other settings is generated again only to fit.
     Validation, test and predict never rewrite files: there a mismatch is an error naming both settings.
 
-    Options read: ``shapes_format``, ``shapes_num_train``, ``shapes_num_val``, ``shapes_image_size`` and ``seed``
-    (the seed of the drawn images).
+    Options read: ``shapes_format``, ``shapes_num_train``, ``shapes_num_val``, ``shapes_image_size``,
+    ``shapes_objects_per_image``, ``shapes_shape_sizes``, ``shapes_crowd_probability`` (the drawing arguments of
+    :func:`~lightning_retina.data.make_shapes_dataset`) and ``seed`` (the seed of the drawn images).
 
     Raises:
-        ValueError: for an unknown ``shapes_format``.
+        ValueError: for an unknown ``shapes_format`` or a drawing option out of range (naming it).
     """
 
     def __init__(self, root: Path, options: Mapping[str, Any]) -> None:
@@ -42,6 +50,12 @@ class ShapesSpec(DatasetSpec):
             "num_val": options.get("shapes_num_val", 200),
             "image_size": options.get("shapes_image_size", 256),
             "seed": options.get("seed", 0),
+            **drawing_arguments(
+                options.get("shapes_image_size", 256),
+                options.get("shapes_objects_per_image", DEFAULT_DRAWING["objects_per_image"]),
+                options.get("shapes_shape_sizes", DEFAULT_DRAWING["shape_sizes"]),
+                options.get("shapes_crowd_probability", DEFAULT_DRAWING["crowd_probability"]),
+            ),
         }
 
     def class_names(self) -> tuple[str, ...]:
@@ -62,7 +76,9 @@ class ShapesSpec(DatasetSpec):
             return
         if found is not None and not fitting:
             options = {"format": "shapes_format", "num_train": "shapes_num_train", "num_val": "shapes_num_val",
-                       "image_size": "shapes_image_size", "seed": "seed"}  # fmt: skip
+                       "image_size": "shapes_image_size", "seed": "seed",
+                       "objects_per_image": "shapes_objects_per_image", "shape_sizes": "shapes_shape_sizes",
+                       "crowd_probability": "shapes_crowd_probability"}  # fmt: skip
             differ = ", ".join(
                 f"--data.{options[k]} {found.get(k)!r} (asked {v!r})"
                 for k, v in self.settings.items()
