@@ -98,6 +98,9 @@ def write_report(path: Path, tables: str, spread_text: str, command: str, machin
         f"{recipe.pretrain.backbone} pretrained once on the training images' image-level labels (multi-label BCE, "
         f"{recipe.pretrain.steps} steps, seed {recipe.pretrain.seed}; val exact-match "
         f"{pretrain_result['val_exact_match']:.3f}), frozen BN, last three stages trained, new FPN and head per run")
+    drawing = "".join(f", {k.removeprefix('shapes_')} {v}" for k, v in recipe.data_options.items())
+    anchors = recipe.model_options.get("anchor_sizes")
+    anchors = "the demo's anchors" if anchors is None else f"anchor sizes {', '.join(map(str, anchors))} px on P3–P7"
     text = f"""# Ablation: paired runs on a fixed step budget
 
 Command: `{command}`
@@ -106,8 +109,8 @@ Machine: {machine}; training precision {precision}.
 
 Recipe: RetinaNet, backbone {pretrain}; GroupNorm head, {c.fpn_channels} FPN/head channels; AdamW lr {c.lr:g}, 50-step
 warm-up then a cosine to 0 over {recipe.max_steps} steps; batch {c.batch_size}; {c.input_size}-px input; shapes data set of
-{c.num_train} train and {c.num_val} val images of {c.image_size} px (generated once, seed {recipe.data_seed}); val
-evaluated every {recipe.eval_every} steps. ALWA: the official rule (ALWA_2, sample std, first window at step 0),
+{c.num_train} train and {c.num_val} val images of {c.image_size} px (generated once, seed {recipe.data_seed}{drawing});
+{anchors}; val evaluated every {recipe.eval_every} steps. ALWA: the official rule (ALWA_2, sample std, first window at step 0),
 interval {c.alwa_interval}. balanced_bce: α = {BALANCED_BCE_ALPHA:g} (Lin et al. 2017, Table 1a) — with γ = 0 it is the
 focal loss's γ = 0 row. Seeds {", ".join(map(str, seeds))}: a seed fixes the FPN/head initialisation, the data order
 and the augmentations for every setting, so each setting is compared with the baseline (focal α 0.25 γ 2 +

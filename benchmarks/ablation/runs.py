@@ -32,6 +32,8 @@ class Recipe:
         eval_every: steps between validation evaluations along the run.
         pretrain: the shared backbone's pretraining (``None``: every run from scratch).
         data_seed: seed of the generated data set (one data set for every run).
+        data_options: other :class:`~lightning_retina.data.DetectionDataModule` arguments (the shapes' drawing).
+        model_options: other :class:`~lightning_retina.RetinaNetModule` arguments (e.g. ``anchor_sizes``).
     """
 
     config: DemoConfig
@@ -39,13 +41,17 @@ class Recipe:
     eval_every: int
     pretrain: PretrainSettings | None = field(default_factory=PretrainSettings)
     data_seed: int = 0
+    data_options: dict[str, Any] = field(default_factory=dict)
+    model_options: dict[str, Any] = field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:
-        """What makes two runs comparable: everything but the output paths."""
+        """What makes two runs comparable: everything but the output paths (JSON types: lists for tuples)."""
         config = {k: v for k, v in asdict(self.config).items() if k not in ("data_dir", "out", "seed", "alwa")}
         pretrain = None if self.pretrain is None else asdict(self.pretrain)
-        return {"max_steps": self.max_steps, "eval_every": self.eval_every, "pretrain": pretrain,
-                "data_seed": self.data_seed, "config": config}  # fmt: skip
+        record = {"max_steps": self.max_steps, "eval_every": self.eval_every, "pretrain": pretrain,
+                  "data_seed": self.data_seed, "config": config, "data_options": self.data_options,
+                  "model_options": self.model_options}  # fmt: skip
+        return json.loads(json.dumps(record))
 
 
 def alwa_callback(setting: Setting, config: DemoConfig) -> ALWA | None:
@@ -80,6 +86,7 @@ def train_and_evaluate(
     overrides: dict[str, Any] = {**setting.module_overrides(), "metric": "coco"}
     if backbone is not None:
         overrides["backbone_weights"] = str(backbone)
+    overrides = {**recipe.model_options, **overrides}
     module = build_demo_module(config, list(datamodule.class_names), max_steps=recipe.max_steps, **overrides)
     run_data = DetectionDataModule(**{**datamodule.hparams, "shuffle_seed": seed})
     run_data.setup("fit")
