@@ -18,6 +18,7 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import box_iou
 
 from lightning_retina.data import SHAPES_CLASSES, VOCDetection
+from lightning_retina.demo import demo_anchor_sizes
 from lightning_retina.model import make_anchor_generator
 
 STRIDES = (8, 16, 32, 64, 128)  # P3…P7
@@ -56,11 +57,6 @@ def anchor_coverage(boxes: torch.Tensor, anchors: torch.Tensor, fg_iou: float = 
     best = iou.max(dim=1).values
     positives = (iou >= fg_iou).sum(dim=1).float()
     return Coverage(len(boxes), float((best >= fg_iou).float().mean()), float(best.median()), float(positives.mean()))
-
-
-def demo_anchor_sizes(input_size: int) -> tuple[int, ...]:
-    """The demo's anchors (``build_demo_module``): 8…128 px at 160-px input, scaled with the input."""
-    return tuple(round(s * input_size / 160) for s in (8, 16, 32, 64, 128))
 
 
 def shapes_boxes(root: str, input_size: int, images: int) -> torch.Tensor:

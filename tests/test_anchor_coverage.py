@@ -6,8 +6,9 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.anchor_coverage import STRIDES, anchor_coverage, demo_anchor_sizes, image_anchors, shapes_boxes
+from benchmarks.anchor_coverage import STRIDES, anchor_coverage, image_anchors, shapes_boxes
 from lightning_retina.data import make_shapes_dataset
+from lightning_retina.demo import demo_anchor_sizes
 
 
 def test_a_box_equal_to_an_anchor_is_covered_and_a_tiny_one_is_not() -> None:

@@ -83,10 +83,9 @@ def train_and_evaluate(
     """
     config = recipe.config
     seed_everything(seed, workers=True, verbose=False)
-    overrides: dict[str, Any] = {**setting.module_overrides(), "metric": "coco"}
+    overrides: dict[str, Any] = {**recipe.model_options, **setting.module_overrides(), "metric": "coco"}
     if backbone is not None:
         overrides["backbone_weights"] = str(backbone)
-    overrides = {**recipe.model_options, **overrides}
     module = build_demo_module(config, list(datamodule.class_names), max_steps=recipe.max_steps, **overrides)
     run_data = DetectionDataModule(**{**datamodule.hparams, "shuffle_seed": seed})
     run_data.setup("fit")

@@ -113,9 +113,9 @@ def default_shape_sizes(image_size: int) -> tuple[int, int]:
 def _draw_image(
     rng: np.random.Generator,
     image_size: int,
-    objects_per_image: Sequence[int] = (1, 8),
-    shape_sizes: Sequence[int] | None = None,
-    crowd_probability: float = _GROUP_PROBABILITY,
+    objects_per_image: Sequence[int],
+    shape_sizes: Sequence[int] | None,
+    crowd_probability: float,
 ) -> tuple[Image.Image, list[ShapeObject]]:
     """One noisy-background image with ``objects_per_image`` shapes of ``shape_sizes`` px (default
     :func:`default_shape_sizes`) and, with ``crowd_probability``, a crowd cluster."""
@@ -327,10 +327,7 @@ def make_shapes_dataset(
 
 
 def drawing_arguments(
-    image_size: int,
-    objects_per_image: Sequence[int] = (1, 8),
-    shape_sizes: Sequence[int] | None = None,
-    crowd_probability: float = _GROUP_PROBABILITY,
+    image_size: int, objects_per_image: Sequence[int], shape_sizes: Sequence[int] | None, crowd_probability: float
 ) -> dict[str, Any]:
     """The drawing arguments of :func:`make_shapes_dataset`, checked, as its manifest keeps them (JSON: lists).
 

@@ -14,6 +14,7 @@ from lightning_retina.demo.recipe import (
     build_demo_module,
     build_demo_trainer,
     check_demo_config,
+    demo_anchor_sizes,
 )
 from lightning_retina.demo.run import OUT_MARKER, WRITER, run_demo
 from lightning_retina.demo.table import format_table
@@ -27,6 +28,7 @@ __all__ = [
     "build_demo_module",
     "build_demo_trainer",
     "check_demo_config",
+    "demo_anchor_sizes",
     "evaluate_and_draw",
     "format_table",
     "run_demo",

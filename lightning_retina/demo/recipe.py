@@ -63,6 +63,12 @@ def build_demo_datamodule(config: DemoConfig, seed: int | None = None, **options
     )
 
 
+def demo_anchor_sizes(input_size: int) -> tuple[int, ...]:
+    """The demo's anchor sizes on P3…P7: shapes are 12–120 px on 256-px images, so anchors of 8…128 px
+    (× 2^0, 2^1/3, 2^2/3) at 160-px input cover them; other input sizes scale them."""
+    return tuple(round(s * input_size / 160) for s in (8, 16, 32, 64, 128))
+
+
 def build_demo_module(
     config: DemoConfig, class_names: list[str], max_steps: int | None = None, **overrides: Any
 ) -> RetinaNetModule:
@@ -76,16 +82,13 @@ def build_demo_module(
             no warm-up: no scheduler) and the trainer's :class:`TimeBudgetLR` is the only owner of the lr.
         overrides: any other :class:`RetinaNetModule` argument (e.g. ``cls_loss``, ``reg_loss``, ``metric``).
     """
-    # Shapes are 12-120 px on 256-px images: anchors of 8..128 px (x 2^0, 2^1/3, 2^2/3) at 160-px input cover them;
-    # other input sizes scale them.
-    anchors = tuple(round(s * config.input_size / 160) for s in (8, 16, 32, 64, 128))
     hparams: dict[str, Any] = dict(
         num_classes=len(class_names),
         class_names=class_names,
         backbone="resnet18",
         head_norm="group",
         fpn_channels=config.fpn_channels,
-        anchor_sizes=anchors,
+        anchor_sizes=demo_anchor_sizes(config.input_size),
         min_size=config.input_size,
         max_size=config.input_size,
         optimizer="adamw",

@@ -75,12 +75,8 @@ class ShapesSpec(DatasetSpec):
         if found == self.settings:
             return
         if found is not None and not fitting:
-            options = {"format": "shapes_format", "num_train": "shapes_num_train", "num_val": "shapes_num_val",
-                       "image_size": "shapes_image_size", "seed": "seed",
-                       "objects_per_image": "shapes_objects_per_image", "shape_sizes": "shapes_shape_sizes",
-                       "crowd_probability": "shapes_crowd_probability"}  # fmt: skip
-            differ = ", ".join(
-                f"--data.{options[k]} {found.get(k)!r} (asked {v!r})"
+            differ = ", ".join(  # every option is shapes_<key>, but for the seed
+                f"--data.{k if k == 'seed' else 'shapes_' + k} {found.get(k)!r} (asked {v!r})"
                 for k, v in self.settings.items()
                 if found.get(k) != v
             )
