@@ -10,6 +10,7 @@ the mean number of such anchors per box.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -75,7 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--input-size", type=int, required=True, help="the detector's (square) input size")
     parser.add_argument("--images", type=int, default=200, help="training images read")
     args = parser.parse_args(argv)
-    boxes = shapes_boxes(args.root, args.input_size, args.images)
+    try:
+        boxes = shapes_boxes(args.root, args.input_size, args.images)
+    except (FileNotFoundError, ValueError) as error:  # the readers name the file
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     for name, sizes in (("demo", demo_anchor_sizes(args.input_size)), ("2x stride", tuple(2 * s for s in STRIDES))):
         c = anchor_coverage(boxes, image_anchors(args.input_size, sizes))
         print(f"{name} anchors {sizes}: {c.boxes} boxes, {c.covered:.0%} with an anchor at IoU >= 0.5, median best "

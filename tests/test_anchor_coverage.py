@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.anchor_coverage import STRIDES, anchor_coverage, image_anchors, shapes_boxes
+from benchmarks.anchor_coverage import STRIDES, anchor_coverage, image_anchors, main, shapes_boxes
 from lightning_retina.data import make_shapes_dataset
 from lightning_retina.demo import demo_anchor_sizes
 
@@ -28,3 +28,10 @@ def test_the_ablation_data_is_covered_by_twice_the_stride_and_not_by_the_demo_an
     twice = anchor_coverage(boxes, image_anchors(96, tuple(2 * s for s in STRIDES)))
     assert demo.boxes == twice.boxes == len(boxes) > 40
     assert demo.covered < 0.5 and twice.covered == 1.0 and twice.positives_per_box > 4 * demo.positives_per_box
+
+
+def test_the_command_names_a_malformed_annotation_file(tmp_path: Path, capsys) -> None:
+    root = make_shapes_dataset(tmp_path / "data", "voc", num_train=2, num_val=0, image_size=64)
+    (root / "VOCdevkit/VOC2007/Annotations/000001.xml").write_text("<annotation><object>")
+    assert main([str(root), "--input-size", "64"]) == 2
+    assert "000001.xml: malformed" in capsys.readouterr().err
