@@ -84,10 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     groups = build_groups(args.only, gamma_sweep=not args.no_gamma, smoke=args.smoke)
     seeds = args.seeds[:2] if args.smoke else args.seeds
     record = recipe.record()
-    # the baseline first (its plateau is the recipe's check) and once more for the first seed (the run-to-run
-    # spread, 0 when runs repeat exactly), then every other (setting, seed) group by group
+    # the baseline first (its plateau is the recipe's check), then every other (setting, seed) group by group, and
+    # last the baseline once more for the first seed (the run-to-run spread, 0 when runs repeat exactly): a grid
+    # stopped early has its comparisons, and `--only baseline` still checks a recipe with 4 runs
     others = [(s, seed, 0) for s in unique_settings(groups) if s != BASELINE for seed in seeds]
-    plan = [(BASELINE, seed, 0) for seed in seeds] + [(BASELINE, seeds[0], 1), *others]
+    plan = [*((BASELINE, seed, 0) for seed in seeds), *others, (BASELINE, seeds[0], 1)]
 
     results: dict[tuple[str, int], dict[str, Any]] = {}
     repeats: dict[int, dict[str, Any]] = {}
