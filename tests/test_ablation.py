@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,10 +15,10 @@ from lightning.pytorch import seed_everything
 
 from benchmarks.ablation.cli import RECIPES, main
 from benchmarks.ablation.report import plateau_change
-from benchmarks.ablation.runs import alwa_callback, load_finished
+from benchmarks.ablation.runs import alwa_callback, load_finished, train_and_evaluate
 from benchmarks.ablation.settings import BALANCED_BCE_ALPHA, BASELINE, Setting, build_groups, unique_settings
 from benchmarks.ablation.stats import paired_difference, student_t_quantile
-from lightning_retina.demo import WARMUP_STEPS, build_demo_module
+from lightning_retina.demo import WARMUP_STEPS, build_demo_datamodule, build_demo_module
 from lightning_retina.losses.retinanet import RetinaNetLoss
 
 SMOKE_RUNS = ("focal-smooth_l1-alwa-seed0.json", "focal-smooth_l1-alwa-seed1.json", "focal-smooth_l1-none-seed0-repeat1.json",
@@ -93,6 +95,19 @@ def test_a_folder_of_the_users_is_refused_before_anything_is_written(tmp_path, c
     err = capsys.readouterr().err
     assert "already holds files" in err and "ablation.md" in err and "--overwrite" in err
     assert [p.name for p in tmp_path.iterdir()] == ["ablation.md"] and (tmp_path / "ablation.md").read_text() == "my notes"
+
+
+def test_a_run_with_loader_workers_leaves_no_worker_process_behind(tmp_path):
+    """The next run forks its own workers: one left over from this run printed "can only test a child process"."""
+    smoke = RECIPES["smoke"]
+    recipe = replace(smoke, config=replace(smoke.config, num_workers=1, data_dir=str(tmp_path)), pretrain=None)
+    datamodule = build_demo_datamodule(recipe.config, seed=recipe.data_seed, **recipe.data_options)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    before = set(multiprocessing.active_children())
+    result = train_and_evaluate(BASELINE, 0, recipe, datamodule, None)
+    assert result["steps"] == recipe.max_steps
+    assert set(multiprocessing.active_children()) - before == set()
 
 
 @pytest.mark.parametrize(("text", "message"), [("{bad", "is not a readable run result"), ("[1]", "holds a JSON list")])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -81,6 +82,19 @@ def train_and_evaluate(
         ``map``, ``map_50`` (at the end), ``evaluations`` (``step``, ``map``, ``map_50`` along the run), ``steps``,
         ``train_seconds``, ``precision``, ``loss_weights`` (final) and ``history`` (per-step raw losses and weights).
     """
+    result = _fit_and_evaluate(setting, seed, recipe, datamodule, backbone)
+    # The finished trainer holds its train loader's iterator, and with it a worker process, in reference cycles.
+    # Collect them now: left to a later collection, the iterator's clean-up can run inside a worker the next run
+    # forks, which prints "Exception ignored in _MultiProcessingDataLoaderIter.__del__ ... can only test a child
+    # process" and leaves the old worker running meanwhile.
+    gc.collect()
+    return result
+
+
+def _fit_and_evaluate(
+    setting: Setting, seed: int, recipe: Recipe, datamodule: DetectionDataModule, backbone: Path | None
+) -> dict[str, Any]:
+    """The body of :func:`train_and_evaluate`, whose objects are all unreachable once it returns."""
     config = recipe.config
     seed_everything(seed, workers=True, verbose=False)
     overrides: dict[str, Any] = {**recipe.model_options, **setting.module_overrides(), "metric": "coco"}
