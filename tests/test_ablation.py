@@ -76,8 +76,12 @@ def test_rerun_skips_finished_runs_and_another_recipe_is_refused(smoke_out, caps
     assert main(["--out", str(smoke_out), "--smoke"]) == 0
     assert "5 of 5 run(s) finished earlier; 0 to train" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in before} == before
-    with pytest.raises(ValueError, match="was run with the recipe"):
-        main(["--out", str(smoke_out), "--smoke", "--steps", "3"])
+    capsys.readouterr()
+    assert main(["--out", str(smoke_out), "--smoke", "--steps", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "focal-smooth_l1-none-seed0.json was run with the recipe" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # nothing rewritten
 
 
 def test_only_baseline_trains_the_baseline_seeds_and_repeat_and_reports_its_plateau(tmp_path):

@@ -90,15 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     others = [(s, seed, 0) for s in unique_settings(groups) if s != BASELINE for seed in seeds]
     plan = [*((BASELINE, seed, 0) for seed in seeds), *others, (BASELINE, seeds[0], 1)]
 
-    results: dict[tuple[str, int], dict[str, Any]] = {}
-    repeats: dict[int, dict[str, Any]] = {}
-    pending = []
-    for setting, seed, repeat in plan:
-        finished = load_finished(run_path(args.out, setting, seed, repeat), record)
-        if finished is None:
-            pending.append((setting, seed, repeat))
-        else:
-            (repeats if repeat else results)[seed if repeat else (setting.name, seed)] = finished
+    try:  # a saved run of another recipe, or one that is not a run result, is refused before anything is trained
+        results, repeats, pending = _load_finished_runs(plan, args.out, record)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"{len(plan) - len(pending)} of {len(plan)} run(s) finished earlier; {len(pending)} to train, "
           f"{steps} steps each plus evaluations")  # fmt: skip
 
@@ -121,6 +117,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot_runs(results, seeds, args.out / "ablation.png")
     print(f"wrote {args.out / 'ablation.md'} and {args.out / 'ablation.png'}")
     return 0
+
+
+def _load_finished_runs(
+    plan: list[tuple[Setting, int, int]], out: Path, record: dict[str, Any]
+) -> tuple[dict[tuple[str, int], dict[str, Any]], dict[int, dict[str, Any]], list[tuple[Setting, int, int]]]:
+    """The plan's runs saved in ``out``: results by (setting name, seed), repeats by seed, and the runs still to train.
+
+    Raises:
+        ValueError: naming the file, when a saved run is not a run result or was run with another recipe.
+    """
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    repeats: dict[int, dict[str, Any]] = {}
+    pending = []
+    for setting, seed, repeat in plan:
+        finished = load_finished(run_path(out, setting, seed, repeat), record)
+        if finished is None:
+            pending.append((setting, seed, repeat))
+        else:
+            (repeats if repeat else results)[seed if repeat else (setting.name, seed)] = finished
+    return results, repeats, pending
 
 
 def _train_pending(
