@@ -14,13 +14,14 @@ import torch
 from lightning.pytorch import seed_everything
 
 from benchmarks.ablation.cli import RECIPES, main
-from benchmarks.ablation.report import plateau_change
-from benchmarks.ablation.runs import alwa_callback, load_finished, train_and_evaluate
+from benchmarks.ablation.report import format_table, plateau_change
+from benchmarks.ablation.runs import alwa_callback, load_finished, run_path, train_and_evaluate
 from benchmarks.ablation.settings import BALANCED_BCE_ALPHA, BASELINE, Setting, build_groups, unique_settings
 from benchmarks.ablation.stats import paired_difference, student_t_quantile
 from lightning_retina.demo import WARMUP_STEPS, build_demo_datamodule, build_demo_module
 from lightning_retina.losses.retinanet import RetinaNetLoss
 
+KEPT = Path(__file__).parents[1] / "benchmarks" / "results" / "ablation-small-96px"  # the measured grid and γ sweep
 SMOKE_RUNS = ("focal-smooth_l1-alwa-seed0.json", "focal-smooth_l1-alwa-seed1.json", "focal-smooth_l1-none-seed0-repeat1.json",
               "focal-smooth_l1-none-seed0.json", "focal-smooth_l1-none-seed1.json")  # fmt: skip
 
@@ -120,6 +121,20 @@ def test_a_corrupt_run_file_is_refused_naming_it(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ValueError, match=f"run.json {message}"):
         load_finished(path, RECIPES["smoke"].record())
+
+
+def test_the_kept_report_tables_follow_from_the_kept_run_results():
+    """benchmarks/README.md quotes the kept report: its tables must be what its 34 saved runs give."""
+    groups, seeds = build_groups(), (0, 1, 2)
+    results = {}
+    for setting in unique_settings(groups):
+        for seed in seeds:
+            result = load_finished(run_path(KEPT, setting, seed), RECIPES["small"].record())
+            assert result is not None, run_path(KEPT, setting, seed)
+            results[setting.name, seed] = result
+    report = (KEPT / "ablation.md").read_text()
+    for key in ("map_50", "map"):
+        assert format_table(groups, results, seeds, key=key) in report
 
 
 def test_a_seed_fixes_the_initial_weights_for_every_setting():
