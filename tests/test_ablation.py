@@ -15,7 +15,7 @@ from lightning.pytorch import seed_everything
 
 from benchmarks.ablation.cli import RECIPES, main
 from benchmarks.ablation.report import format_table, plateau_change
-from benchmarks.ablation.runs import alwa_callback, load_finished, run_path, train_and_evaluate
+from benchmarks.ablation.runs import alwa_callback, load_finished, recipe_differences, run_path, train_and_evaluate
 from benchmarks.ablation.settings import BALANCED_BCE_ALPHA, BASELINE, Setting, build_groups, unique_settings
 from benchmarks.ablation.stats import paired_difference, student_t_quantile
 from lightning_retina.demo import WARMUP_STEPS, build_demo_datamodule, build_demo_module
@@ -81,6 +81,7 @@ def test_rerun_skips_finished_runs_and_another_recipe_is_refused(smoke_out, caps
     assert main(["--out", str(smoke_out), "--smoke", "--steps", "3"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "focal-smooth_l1-none-seed0.json was run with the recipe" in err
+    assert "recipe's max_steps=2, not 3; use another --out" in err  # what differs, not both records
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert {p: p.stat().st_mtime_ns for p in before} == before  # nothing rewritten
 
@@ -121,6 +122,19 @@ def test_a_corrupt_run_file_is_refused_naming_it(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ValueError, match=f"run.json {message}"):
         load_finished(path, RECIPES["smoke"].record())
+
+
+def test_a_run_of_another_recipe_is_refused_naming_each_nested_value_that_differs(tmp_path):
+    record = RECIPES["smoke"].record()
+    other = {**record, "config": {**record["config"], "lr": 0.5}, "data_options": {"shapes_crowd_probability": 0.0}}
+    assert recipe_differences(other, record) == [
+        "config.lr=0.5, not 0.002",
+        "data_options.shapes_crowd_probability=0.0, not None",
+    ]
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"recipe": other}))
+    with pytest.raises(ValueError, match=r"run.json was run with the recipe's config.lr=0.5, not 0.002; data_options"):
+        load_finished(path, record)
 
 
 def test_the_kept_report_tables_follow_from_the_kept_run_results():

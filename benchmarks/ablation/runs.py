@@ -149,11 +149,20 @@ def load_finished(path: Path, record: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(result, dict):
         raise ValueError(f"{path} holds a JSON {type(result).__name__}, not a run result; delete it to train that run again")
     if result.get("recipe") != record:
+        differences = "; ".join(recipe_differences(result.get("recipe"), record))
         raise ValueError(
-            f"{path} was run with the recipe {result.get('recipe')}, not {record}; use another --out for another "
-            "scale or budget"
+            f"{path} was run with the recipe's {differences}; use another --out for another scale or budget"
         )
     return result
+
+
+def recipe_differences(saved: Any, wanted: Any, key: str = "") -> list[str]:
+    """``"<dotted key>=<saved>, not <wanted>"`` for each value of two recipe records that differs (nested dicts are
+    compared key by key, so a refused run names what changed instead of printing both records)."""
+    if isinstance(saved, dict) and isinstance(wanted, dict):
+        keys = sorted(saved.keys() | wanted.keys())
+        return [d for k in keys for d in recipe_differences(saved.get(k), wanted.get(k), f"{key}.{k}" if key else k)]
+    return [] if saved == wanted else [f"{key or 'record'}={saved!r}, not {wanted!r}"]
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
