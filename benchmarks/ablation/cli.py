@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from benchmarks._timing import describe_machine
 from benchmarks.ablation.pretrain import PretrainSettings, pretrain_backbone
-from benchmarks.ablation.report import format_table, plot_runs, spreads, write_report
+from benchmarks.ablation.report import Results, format_table, plot_runs, spreads, write_report
 from benchmarks.ablation.runs import Recipe, load_finished, run_path, train_and_evaluate, write_json
 from benchmarks.ablation.settings import BASELINE, Setting, build_groups, unique_settings
 from lightning_retina.demo import DemoConfig, build_demo_datamodule
@@ -121,13 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _load_finished_runs(
     plan: list[tuple[Setting, int, int]], out: Path, record: dict[str, Any]
-) -> tuple[dict[tuple[str, int], dict[str, Any]], dict[int, dict[str, Any]], list[tuple[Setting, int, int]]]:
+) -> tuple[Results, dict[int, dict[str, Any]], list[tuple[Setting, int, int]]]:
     """The plan's runs saved in ``out``: results by (setting name, seed), repeats by seed, and the runs still to train.
 
     Raises:
         ValueError: naming the file, when a saved run is not a run result or was run with another recipe.
     """
-    results: dict[tuple[str, int], dict[str, Any]] = {}
+    results: Results = {}
     repeats: dict[int, dict[str, Any]] = {}
     pending = []
     for setting, seed, repeat in plan:
@@ -146,7 +146,7 @@ def _train_pending(
     record: dict[str, Any],
     datamodule: Any,
     backbone: Path | None,
-    results: dict[tuple[str, int], dict[str, Any]],
+    results: Results,
     repeats: dict[int, dict[str, Any]],
 ) -> None:
     """Train the unfinished runs in order, saving each result as it finishes (a progress bar with an ETA)."""
